@@ -1,0 +1,3 @@
+"""flower-dagster: run a dbt warehouse on a schedule with Dagster."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,109 @@
+"""The `flower` command.
+
+flower prepare               parse the dbt project, check every model's flower config
+flower models                list the models with their grain and partition column
+flower demo load [--duckdb]  (re)load the demo warehouse's raw data
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from flower_dagster.errors import FlowerError
+from flower_dagster.settings import load_settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except FlowerError as error:
+        print(f"flower: {error}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flower", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    prepare = commands.add_parser("prepare", help="parse the dbt project and check model configs")
+    prepare.set_defaults(handler=_prepare)
+
+    models = commands.add_parser("models", help="list models with their grain")
+    models.set_defaults(handler=_models)
+
+    demo = commands.add_parser("demo", help="the demo warehouse")
+    demo_commands = demo.add_subparsers(dest="demo_command", required=True, metavar="ACTION")
+    load = demo_commands.add_parser("load", help="(re)load the demo raw data into DuckDB")
+    load.add_argument(
+        "--duckdb",
+        type=Path,
+        default=None,
+        help="DuckDB file (default: $FLOWER_DUCKDB_PATH, else dbt_project/state/warehouse.duckdb)",
+    )
+    load.set_defaults(handler=_demo_load)
+    return parser
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from flower_dagster.dbt.models import read_grains
+    from flower_dagster.dbt.project import FlowerDbtProject
+
+    project = FlowerDbtProject.from_settings(load_settings())
+    project.parse()
+    manifest = project.load_manifest()
+    grains = read_grains(manifest)
+    counts: dict[str, int] = {}
+    for node in grains.values():
+        label = node.grain.value if node.grain else "unpartitioned"
+        counts[label] = counts.get(label, 0) + 1
+    summary = ", ".join(f"{count} {label}" for label, count in sorted(counts.items()))
+    print(f"dbt project {project.project_dir}: {len(grains)} assets ({summary})")
+    print(f"manifest: {project.manifest_path}")
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from flower_dagster.dbt.models import read_grains
+    from flower_dagster.dbt.project import FlowerDbtProject
+
+    project = FlowerDbtProject.from_settings(load_settings())
+    manifest = project.load_manifest()
+    rows = [
+        (
+            node.name,
+            node.grain.value if node.grain else "-",
+            node.partition_column or "-",
+            manifest["nodes"][uid].get("original_file_path", ""),
+        )
+        for uid, node in sorted(read_grains(manifest).items(), key=lambda item: item[1].name)
+    ]
+    header = ("model", "grain", "partition column", "file")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _demo_load(args: argparse.Namespace) -> int:
+    from flower_dagster.demo.data import load_demo_data
+
+    settings = load_settings()
+    path = args.duckdb or Path(
+        os.environ.get("FLOWER_DUCKDB_PATH")
+        or settings.dbt_project_dir / "state" / "warehouse.duckdb"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    counts = load_demo_data(path)
+    rows = ", ".join(f"{table} {count}" for table, count in counts.items())
+    print(f"loaded demo raw data into {path}: {rows}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

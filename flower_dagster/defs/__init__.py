@@ -1,0 +1,1 @@
+"""Dagster definitions, one module per concern; `flower_dagster.definitions` gathers them."""

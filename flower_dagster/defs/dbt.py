@@ -1,0 +1,20 @@
+"""The dbt project's models, seeds and snapshots as Dagster assets, with the dbt resource."""
+
+from __future__ import annotations
+
+from dagster import Definitions
+
+from flower_dagster.dbt.assets import build_dbt_assets, dbt_resource
+from flower_dagster.dbt.models import read_grains
+from flower_dagster.dbt.project import FlowerDbtProject
+from flower_dagster.settings import Settings
+
+
+def dbt_definitions(settings: Settings) -> Definitions:
+    project = FlowerDbtProject.from_settings(settings)
+    manifest = project.load_manifest()
+    grains = read_grains(manifest)
+    return Definitions(
+        assets=build_dbt_assets(settings, project, manifest, grains),
+        resources={"dbt": dbt_resource(project)},
+    )

@@ -1,0 +1,76 @@
+"""Grains, their Dagster partitions, and the window a partition run hands to dbt.
+
+A model's grain (hourly, daily, weekly, monthly) comes from its own dbt config. Every grain
+shares one start date and one time zone; weeks start on Monday. Between grains Dagster's
+default time-window mapping applies: weekly partition 2024-01-08 reads daily partitions
+2024-01-08 .. 2024-01-14, monthly 2024-02-01 reads the 29 days of February 2024.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from functools import cache
+
+from dagster import (
+    DailyPartitionsDefinition,
+    HourlyPartitionsDefinition,
+    MonthlyPartitionsDefinition,
+    TimeWindowPartitionsDefinition,
+    WeeklyPartitionsDefinition,
+)
+
+# Environment variables through which a run hands its window to dbt (read by the macros in
+# dbt_project/macros/flower/window.sql only while executing, so dbt's partial parse survives).
+WINDOW_START_ENV = "FLOWER_WINDOW_START"
+WINDOW_END_ENV = "FLOWER_WINDOW_END"
+WINDOW_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+class Grain(StrEnum):
+    HOURLY = "hourly"
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+
+    @property
+    def rank(self) -> int:
+        """Finer grains rank lower: a model may only be as fine as its partitioned parents."""
+        return _RANK[self]
+
+
+_RANK = {Grain.HOURLY: 0, Grain.DAILY: 1, Grain.WEEKLY: 2, Grain.MONTHLY: 3}
+GRAINS: tuple[Grain, ...] = tuple(Grain)
+
+
+@cache
+def partitions_for(grain: Grain, start: date, timezone: str) -> TimeWindowPartitionsDefinition:
+    """The Dagster partitions of one grain (cached: every asset of a grain shares one object)."""
+    start_date = start.isoformat()
+    if grain is Grain.HOURLY:
+        return HourlyPartitionsDefinition(start_date=f"{start_date}-00:00", timezone=timezone)
+    if grain is Grain.DAILY:
+        return DailyPartitionsDefinition(start_date=start_date, timezone=timezone)
+    if grain is Grain.WEEKLY:
+        return WeeklyPartitionsDefinition(start_date=start_date, day_offset=1, timezone=timezone)
+    return MonthlyPartitionsDefinition(start_date=start_date, timezone=timezone)
+
+
+def window_env(start: datetime, end: datetime) -> dict[str, str]:
+    """The environment that hands the window [start, end) to dbt.
+
+    Dagster's windows carry the partition time zone (+09:00 for Asia/Seoul); dbt receives the
+    wall-clock time in that zone with the offset dropped, formatted explicitly, because the
+    warehouse's timestamps are wall-clock times of the same zone. A backfill range of many
+    partitions is one window from the first start to the last end.
+    """
+    if (start.tzinfo is None) != (end.tzinfo is None):
+        raise ValueError("window bounds must both be naive or both carry a time zone")
+    if start.tzinfo is not None:
+        end = end.astimezone(start.tzinfo)
+    if end <= start:
+        raise ValueError(f"window end {end.isoformat()} is not after its start {start.isoformat()}")
+    return {
+        WINDOW_START_ENV: start.strftime(WINDOW_FORMAT),
+        WINDOW_END_ENV: end.strftime(WINDOW_FORMAT),
+    }

@@ -1,0 +1,114 @@
+"""Shared fixtures: one real demo warehouse per test session.
+
+Real dbt costs seconds per call, so the demo project is copied, parsed, loaded with raw data and
+has its unpartitioned models built once per session; tests then materialize partitions of it
+through real Dagster runs on a real (temporary) Dagster instance. Tests that change raw data use
+days no other test reads, and put them back.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    DagsterInstance,
+    Definitions,
+    ExecuteInProcessResult,
+    materialize,
+)
+
+from flower_dagster.dbt.project import FlowerDbtProject
+from flower_dagster.defs.dbt import dbt_definitions
+from flower_dagster.demo.data import load_demo_data
+from flower_dagster.settings import DEMO_DBT_PROJECT_DIR, REPO_ROOT, Settings, load_settings
+
+INSTANCE_TEMPLATE = REPO_ROOT / "dagster_home" / "dagster.yaml"
+PROJECT_COPY_IGNORE = shutil.ignore_patterns("target", "state", "logs", "dbt_packages")
+
+
+def copy_demo_project(destination: Path) -> Path:
+    shutil.copytree(DEMO_DBT_PROJECT_DIR, destination, ignore=PROJECT_COPY_IGNORE)
+    return destination
+
+
+def make_instance(home: Path) -> DagsterInstance:
+    """A real Dagster instance in `home`, configured like the project's own (pools and all)."""
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(INSTANCE_TEMPLATE, home / "dagster.yaml")
+    return DagsterInstance.from_config(str(home))
+
+
+@dataclass
+class Warehouse:
+    """A demo dbt project copy, its DuckDB file, its definitions and a Dagster instance."""
+
+    root: Path
+    project_dir: Path
+    duckdb_path: Path
+    dagster_home: Path
+    settings: Settings
+    defs: Definitions
+    instance: DagsterInstance
+
+    def materialize(
+        self,
+        selection: Sequence[str] | AssetSelection,
+        partition_key: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> ExecuteInProcessResult:
+        if not isinstance(selection, AssetSelection):
+            selection = AssetSelection.assets(*[AssetKey(name) for name in selection])
+        return materialize(
+            list(self.defs.assets or []),
+            selection=selection,
+            instance=self.instance,
+            resources=self.defs.resources,
+            partition_key=partition_key,
+            tags=tags,
+            raise_on_error=False,
+        )
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        with duckdb.connect(str(self.duckdb_path), read_only=True) as connection:
+            return connection.execute(sql, list(params)).fetchall()
+
+    def target_dirs(self, run_id: str) -> list[Path]:
+        """dagster-dbt's per-invocation target folders of one run (`<op>-<run id[:7]>-<uuid>`)."""
+        return sorted((self.project_dir / "target").glob(f"*-{run_id[:7]}-*"))
+
+
+@pytest.fixture(scope="session")
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
+    root = tmp_path_factory.mktemp("warehouse")
+    project_dir = copy_demo_project(root / "dbt_project")
+    duckdb_path = root / "warehouse.duckdb"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FLOWER_DBT_PROJECT_DIR", str(project_dir))
+        patch.setenv("FLOWER_DUCKDB_PATH", str(duckdb_path))
+        for name in ("FLOWER_DBT_TARGET", "FLOWER_WINDOW_START", "FLOWER_WINDOW_END"):
+            patch.delenv(name, raising=False)
+        settings = load_settings()
+        FlowerDbtProject.from_settings(settings).parse()
+        load_demo_data(duckdb_path)
+        instance = make_instance(root / "dagster_home")
+        wh = Warehouse(
+            root=root,
+            project_dir=project_dir,
+            duckdb_path=duckdb_path,
+            dagster_home=root / "dagster_home",
+            settings=settings,
+            defs=dbt_definitions(settings),
+            instance=instance,
+        )
+        built = wh.materialize(AssetSelection.tag("flower/grain", "unpartitioned"))
+        assert built.success, "building the unpartitioned demo models failed"
+        yield wh
+        instance.dispose()
