@@ -2,13 +2,14 @@
 
 from dagster import Definitions
 
+from flower_dagster.defs.automation import automation_definitions
 from flower_dagster.defs.dbt import dbt_definitions
 from flower_dagster.settings import load_settings
 
 
 def build_definitions() -> Definitions:
     settings = load_settings()
-    return Definitions.merge(dbt_definitions(settings))
+    return Definitions.merge(dbt_definitions(settings), automation_definitions())
 
 
 defs = build_definitions()

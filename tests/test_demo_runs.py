@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import duckdb
 import pytest
 from dagster import (
     AssetKey,
@@ -128,8 +129,24 @@ def test_a_31_day_backfill_is_one_run_and_one_dbt_invocation(warehouse):
         "2024-03-31",
     )
 
+    # A row of another day, which a run of March must leave alone (a run without the window
+    # would rebuild the whole table and drop it).
+    assert warehouse.materialize(["fct_orders"], partition_key="2024-02-29").success
+    sentinel = ("2024-02-29", -1)
+    with duckdb.connect(str(warehouse.duckdb_path)) as db:
+        db.execute(
+            "insert into fct_orders (order_id, order_date) values (?, ?)",
+            [sentinel[1], sentinel[0]],
+        )
     result = warehouse.materialize(["fct_orders"], tags=dict(tags))
     assert result.success
+    assert warehouse.query("select order_date, order_id from fct_orders where order_id = -1") == [
+        (date.fromisoformat(sentinel[0]), -1)
+    ]
+    with duckdb.connect(str(warehouse.duckdb_path)) as db:
+        db.execute("delete from fct_orders where order_id = -1")
+    log = (warehouse.target_dirs(result.run_id)[0] / "dbt.log").read_text()
+    assert "2024-03-01 00:00:00" in log and "2024-04-01 00:00:00" in log
     assert _materialized_partitions(warehouse, ORDERS, result.run_id) == days
     invocations = [d for d in warehouse.target_dirs(result.run_id) if (d / "dbt.log").exists()]
     assert len(invocations) == 1

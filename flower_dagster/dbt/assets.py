@@ -1,22 +1,41 @@
-"""The dbt project as Dagster assets: one `@dbt_assets` per grain, plus the unpartitioned rest.
+"""The dbt project as Dagster assets: one multi-asset per grain, plus the unpartitioned rest.
 
 Each grain's models are chosen by a dbt selector on their own config
 (`config.meta.flower.partition:daily`), so adding a model never means editing Python. Dagster
 wires dependencies across the groups from the manifest, and its default time-window mapping
 relates the grains (a weekly partition reads its seven daily partitions).
+
+This is dagster-dbt's `@dbt_assets` plus one thing it cannot take: every roll-up also gets the
+blocking asset check `inputs_complete` (the source check), evaluated before dbt runs.
 """
 
 # No `from __future__ import annotations` here: Dagster inspects the `context` annotation.
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetsDefinition, BackfillPolicy
-from dagster_dbt import DbtCliResource, dbt_assets
+from dagster import (
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetsDefinition,
+    AssetSpec,
+    BackfillPolicy,
+    PartitionsDefinition,
+    multi_asset,
+)
+from dagster_dbt import DbtCliResource
+from dagster_dbt.asset_utils import (
+    DAGSTER_DBT_EXCLUDE_METADATA_KEY,
+    DAGSTER_DBT_SELECT_METADATA_KEY,
+    DAGSTER_DBT_UNIQUE_ID_METADATA_KEY,
+    build_dbt_specs,
+)
 
+from flower_dagster.automation import repair_condition
 from flower_dagster.dbt.models import NodeGrain, grain_selector
 from flower_dagster.dbt.project import FlowerDbtProject, dbt_executable
 from flower_dagster.dbt.run import run_dbt_build
 from flower_dagster.dbt.translator import UNPARTITIONED, FlowerTranslator
+from flower_dagster.inputs import INPUTS_CHECK_NAME
 from flower_dagster.partitions import GRAINS, partitions_for
 from flower_dagster.settings import Settings
 
@@ -28,43 +47,100 @@ def build_dbt_assets(
     grains: Mapping[str, NodeGrain],
 ) -> list[AssetsDefinition]:
     """One AssetsDefinition per grain present in the project, and one for the unpartitioned."""
-    translator = FlowerTranslator()
+    translator = FlowerTranslator(grains, repair_condition())
     present = [g for g in GRAINS if any(n.grain is g for n in grains.values())]
-    definitions: list[AssetsDefinition] = []
-
-    for grain in present:
-
-        @dbt_assets(
-            manifest=manifest,
-            select=grain_selector(grain),
+    definitions = [
+        _dbt_multi_asset(
             name=f"dbt_{grain.value}_models",
+            select=grain_selector(grain),
+            exclude="",
             partitions_def=partitions_for(grain, settings.partition_start, settings.timezone),
-            # A backfill of N partitions is one run and one dbt invocation over the whole range.
-            backfill_policy=BackfillPolicy.single_run(),
-            dagster_dbt_translator=translator,
-            project=project.dagster_project,
-            pool=settings.warehouse_pool,
-        )
-        def _grain_assets(context: AssetExecutionContext, dbt: DbtCliResource):
-            yield from run_dbt_build(context, dbt)
-
-        definitions.append(_grain_assets)
-
-    if any(n.grain is None for n in grains.values()):
-
-        @dbt_assets(
+            settings=settings,
+            project=project,
             manifest=manifest,
-            exclude=" ".join(grain_selector(g) for g in present) or None,
-            name=f"dbt_{UNPARTITIONED}_models",
-            dagster_dbt_translator=translator,
-            project=project.dagster_project,
-            pool=settings.warehouse_pool,
+            grains=grains,
+            translator=translator,
         )
-        def _unpartitioned_assets(context: AssetExecutionContext, dbt: DbtCliResource):
-            yield from run_dbt_build(context, dbt)
-
-        definitions.append(_unpartitioned_assets)
+        for grain in present
+    ]
+    if any(n.grain is None for n in grains.values()):
+        definitions.append(
+            _dbt_multi_asset(
+                name=f"dbt_{UNPARTITIONED}_models",
+                select="fqn:*",
+                exclude=" ".join(grain_selector(g) for g in present),
+                partitions_def=None,
+                settings=settings,
+                project=project,
+                manifest=manifest,
+                grains=grains,
+                translator=translator,
+            )
+        )
     return definitions
+
+
+def _dbt_multi_asset(
+    *,
+    name: str,
+    select: str,
+    exclude: str,
+    partitions_def: PartitionsDefinition | None,
+    settings: Settings,
+    project: FlowerDbtProject,
+    manifest: Mapping[str, Any],
+    grains: Mapping[str, NodeGrain],
+    translator: FlowerTranslator,
+) -> AssetsDefinition:
+    specs, dbt_check_specs = build_dbt_specs(
+        translator=translator,
+        manifest=manifest,
+        select=select,
+        exclude=exclude,
+        selector="",
+        io_manager_key=None,
+        project=project.dagster_project,
+    )
+    inputs_checks = [
+        AssetCheckSpec(
+            INPUTS_CHECK_NAME,
+            asset=spec.key,
+            blocking=True,
+            description=(
+                "Source check: every upstream partition this partition reads is materialized, "
+                "its latest run did not fail, and none is in progress."
+            ),
+            # dagster-dbt maps every check to a dbt node when it builds a subset selection;
+            # this one belongs to the model itself.
+            metadata={DAGSTER_DBT_UNIQUE_ID_METADATA_KEY: _unique_id(spec)},
+        )
+        for spec in specs
+        if (node := grains.get(_unique_id(spec))) is not None and node.is_rollup
+    ]
+
+    @multi_asset(
+        name=name,
+        specs=specs,
+        check_specs=[*dbt_check_specs, *inputs_checks],
+        can_subset=True,
+        partitions_def=partitions_def,
+        op_tags={
+            DAGSTER_DBT_SELECT_METADATA_KEY: select,
+            **({DAGSTER_DBT_EXCLUDE_METADATA_KEY: exclude} if exclude else {}),
+        },
+        # A backfill of N partitions is one run and one dbt invocation over the whole range.
+        backfill_policy=BackfillPolicy.single_run() if partitions_def else None,
+        pool=settings.warehouse_pool,
+        allow_arbitrary_check_specs=True,
+    )
+    def _dbt_assets(context: AssetExecutionContext, dbt: DbtCliResource):
+        yield from run_dbt_build(context, dbt, grains)
+
+    return _dbt_assets
+
+
+def _unique_id(spec: AssetSpec) -> str:
+    return spec.metadata[DAGSTER_DBT_UNIQUE_ID_METADATA_KEY]
 
 
 def dbt_resource(project: FlowerDbtProject) -> DbtCliResource:

@@ -18,7 +18,7 @@ value and what is allowed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from flower_dagster.errors import ModelConfigError
@@ -43,10 +43,17 @@ class NodeGrain:
     resource_type: str
     grain: Grain | None
     partition_column: str | None
+    # The nearest partitioned ancestors (looking through ephemeral models), as unique ids.
+    partitioned_parents: tuple[str, ...] = ()
 
     @property
     def partitioned(self) -> bool:
         return self.grain is not None
+
+    @property
+    def is_rollup(self) -> bool:
+        """A partitioned model built from partitioned models: the repair rule applies to it."""
+        return self.grain is not None and bool(self.partitioned_parents)
 
 
 def grain_selector(grain: Grain) -> str:
@@ -91,10 +98,12 @@ def read_grains(manifest: Mapping[str, Any]) -> dict[str, NodeGrain]:
         for uid, node in manifest["nodes"].items()
         if (node.get("config") or {}).get("materialized") == "ephemeral"
     }
-    for uid, node_grain in grains.items():
+    for uid, node_grain in list(grains.items()):
         if node_grain.grain is None:
             continue
-        for parent_uid in _partitioned_parents(uid, manifest, grains, ephemeral):
+        parents = _partitioned_parents(uid, manifest, grains, ephemeral)
+        grains[uid] = replace(node_grain, partitioned_parents=tuple(sorted(parents)))
+        for parent_uid in parents:
             parent = grains[parent_uid]
             assert parent.grain is not None
             if parent.grain.rank > node_grain.grain.rank:

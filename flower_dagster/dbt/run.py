@@ -1,13 +1,18 @@
-"""Running dbt for one Dagster step: the window in, Dagster events out.
+"""Running dbt for one Dagster step: the source check, the window in, Dagster events out.
 
 A step runs `dbt build` over its selected models once, whatever the number of partitions: a
 backfill range of 31 days is one invocation whose window runs from the first day's start to the
 last day's end. The window travels in environment variables (see partitions.window_env), which
 dbt reads only while executing, so its partial parse stays valid across partition runs.
 
+Before dbt runs, each selected roll-up's source check (`inputs_complete`) looks at every upstream
+partition it reads; if one is missing, failed or in progress, the step stops there and dbt does
+not run.
+
 dbt tests of severity `error` are blocking: a model's materialization is held back until its
 tests have run, and dropped when one of them fails, so the partition is recorded as failed
-rather than as materialized with bad data.
+rather than as materialized with bad data. A partitioned model's materialization becomes one
+event per partition, each with a data version derived from the rows dbt wrote there.
 """
 
 from __future__ import annotations
@@ -26,19 +31,43 @@ from dagster import (
     AssetKey,
     Output,
 )
+from dagster._core.storage.tags import BACKFILL_ID_TAG
 from dagster_dbt import DbtCliResource
+from dagster_dbt.asset_utils import DAGSTER_DBT_UNIQUE_ID_METADATA_KEY
+from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
 
+from flower_dagster.dbt.models import NodeGrain
+from flower_dagster.dbt.versions import (
+    PartitionReport,
+    input_provenance,
+    parse_report,
+    partition_materializations,
+    versions_by_partition,
+)
 from flower_dagster.errors import DbtRunError
+from flower_dagster.inputs import INPUTS_CHECK_NAME, InputProblem, describe_problems, input_problems
 from flower_dagster.partitions import WINDOW_END_ENV, WINDOW_START_ENV, window_env
 
 _ENV_LOCK = threading.Lock()
 
 
-def run_dbt_build(context: AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
-    """The body of every flower dbt asset: `dbt build` over the step's selection and window."""
+def run_dbt_build(
+    context: AssetExecutionContext, dbt: DbtCliResource, grains: Mapping[str, NodeGrain]
+) -> Iterator[Any]:
+    """The body of every flower dbt asset: source check, then `dbt build` over the window."""
+    blocked = yield from _check_inputs(context)
+    if blocked:
+        raise DbtRunError(
+            f"inputs incomplete for partitions {_range_label(context)}; dbt was not run:\n"
+            + describe_problems(blocked)
+        )
+    dbt_checks = [k for k in context.selected_asset_check_keys if k.name != INPUTS_CHECK_NAME]
+    if not context.selected_asset_keys and not dbt_checks:
+        return  # only source checks were asked for
+
     # An unpartitioned step clears any window left in the environment: it builds everything.
     env = {WINDOW_START_ENV: "", WINDOW_END_ENV: ""}
-    if context.has_partition_key:
+    if is_partitioned(context):
         window = context.partition_time_window
         env = window_env(window.start, window.end)
         context.log.info(
@@ -49,13 +78,18 @@ def run_dbt_build(context: AssetExecutionContext, dbt: DbtCliResource) -> Iterat
         # dagster-dbt copies os.environ into the dbt subprocess when the invocation starts.
         invocation = dbt.cli(["build"], context=context, raise_on_error=False)
 
-    expected = _selected_checks_by_asset(context)
-    blocking = {key for key in context.selected_asset_check_keys if _is_blocking(context, key)}
+    reports: dict[str, PartitionReport] = {}
+    expected: dict[AssetKey, set[AssetCheckKey]] = {}
+    for check_key in dbt_checks:
+        expected.setdefault(check_key.asset_key, set()).add(check_key)
+    spec_of = context.assets_def.get_spec_for_check_key
+    blocking = {key for key in dbt_checks if spec_of(key).blocking}
     yield from hold_until_checked(
-        invocation.stream(),
+        _events_with_reports(invocation, reports),
         expected_checks=expected,
         blocking_checks=blocking,
         asset_key_of=lambda output: context.asset_key_for_output(output.output_name),
+        release=lambda output: _release(context, output, reports),
     )
     if not invocation.is_successful():
         raise DbtRunError(
@@ -69,12 +103,13 @@ def hold_until_checked(
     expected_checks: Mapping[AssetKey, set[AssetCheckKey]],
     blocking_checks: set[AssetCheckKey],
     asset_key_of: Callable[[Output], AssetKey],
+    release: Callable[[Output], Iterable[Any]] = lambda output: [output],
 ) -> Iterator[Any]:
     """Pass events through, holding each model's Output until its selected checks have run.
 
-    An Output is released once every expected check of its asset has reported; it is dropped
-    when a blocking check failed. Outputs whose checks never reported (dbt skipped them) are
-    released at the end. Everything else passes through in order.
+    An Output is released (through `release`) once every expected check of its asset has
+    reported; it is dropped when a blocking check failed. Outputs whose checks never reported
+    (dbt skipped them) are released at the end. Everything else passes through in order.
     """
     pending = {key: set(checks) for key, checks in expected_checks.items()}
     held: dict[AssetKey, Output] = {}
@@ -85,9 +120,8 @@ def hold_until_checked(
             key = asset_key_of(event)
             if pending.get(key):
                 held[key] = event
-                continue
-            if key not in failed:
-                yield event
+            elif key not in failed:
+                yield from release(event)
             continue
         yield event
         if isinstance(event, AssetCheckResult):
@@ -105,10 +139,10 @@ def hold_until_checked(
                 if not remaining and key in held:
                     output = held.pop(key)
                     if key not in failed:
-                        yield output
+                        yield from release(output)
     for key, output in held.items():
         if key not in failed:
-            yield output
+            yield from release(output)
 
 
 def failure_summary(run_results: Mapping[str, Any], partitions: str) -> str:
@@ -133,23 +167,109 @@ def failure_summary(run_results: Mapping[str, Any], partitions: str) -> str:
     return f"dbt build failed for partitions {partitions}:\n{what}"
 
 
+def _check_inputs(
+    context: AssetExecutionContext,
+) -> Iterator[AssetCheckResult]:
+    """Evaluate the selected source checks; return the problems of the blocked partitions."""
+    selected = sorted(
+        (k for k in context.selected_asset_check_keys if k.name == INPUTS_CHECK_NAME),
+        key=lambda k: k.asset_key.to_user_string(),
+    )
+    blocked: dict[str | None, list[InputProblem]] = {}
+    if not selected:
+        return blocked
+    graph = context.job_def.asset_layer.asset_graph
+    partition_keys: list[str | None] = (
+        list(context.partition_keys) if is_partitioned(context) else [None]
+    )
+    for check_key in selected:
+        problems = input_problems(
+            context.instance,
+            graph,
+            check_key.asset_key,
+            partition_keys,
+            built_alongside=context.selected_asset_keys,
+        )
+        bad = {partition: items for partition, items in problems.items() if items}
+        listed = sorted({str(item) for items in bad.values() for item in items})
+        yield AssetCheckResult(
+            asset_key=check_key.asset_key,
+            check_name=INPUTS_CHECK_NAME,
+            passed=not bad,
+            metadata={
+                "partitions checked": _range_label(context),
+                "incomplete partitions": sorted(str(p) for p in bad),
+                "upstream problems": listed,
+            },
+            description=(
+                "every upstream partition is present and healthy"
+                if not bad
+                else "inputs incomplete:\n" + describe_problems(bad)
+            ),
+        )
+        for partition, items in bad.items():
+            blocked.setdefault(partition, []).extend(items)
+    return blocked
+
+
+def _events_with_reports(
+    invocation: DbtCliInvocation, reports: dict[str, PartitionReport]
+) -> Iterator[Any]:
+    """dagster-dbt's event stream, also collecting the `flower-partitions` reports dbt logs."""
+    for raw in invocation.stream_raw_events():
+        info = raw.raw_event.get("info", {})
+        if info.get("name") == "JinjaLogInfo":
+            report = parse_report(str(info.get("msg", "")))
+            if report is not None:
+                reports[report.unique_id] = report
+                continue
+        yield from raw.to_default_asset_events(
+            manifest=invocation.manifest,
+            dagster_dbt_translator=invocation.dagster_dbt_translator,
+            context=invocation.context,
+            target_path=invocation.target_path,
+            project=invocation.project,
+        )
+
+
+def _release(
+    context: AssetExecutionContext, output: Output, reports: Mapping[str, PartitionReport]
+) -> Iterable[Any]:
+    """An unpartitioned model's Output as it is; a partitioned one as per-partition events."""
+    if not is_partitioned(context):
+        return [output]
+    key = context.asset_key_for_output(output.output_name)
+    spec = context.assets_def.get_asset_spec(key)
+    partitions_def = context.assets_def.partitions_def
+    assert partitions_def is not None
+    starts = {
+        partition_key: partitions_def.time_window_for_partition_key(partition_key).start.replace(
+            tzinfo=None
+        )
+        for partition_key in context.partition_keys
+    }
+    report = reports.get(spec.metadata[DAGSTER_DBT_UNIQUE_ID_METADATA_KEY])
+    backfill = context.run.tags.get(BACKFILL_ID_TAG)
+    return partition_materializations(
+        key,
+        versions_by_partition(report, starts),
+        code_version=spec.code_version or context.run.run_id,
+        provenance=input_provenance(context.instance, [dep.asset_key for dep in spec.deps]),
+        metadata=output.metadata,
+        extra_tags={**(output.tags or {}), **({BACKFILL_ID_TAG: backfill} if backfill else {})},
+    )
+
+
+def is_partitioned(context: AssetExecutionContext) -> bool:
+    """Whether the step runs one partition or a range of them (a single-run backfill)."""
+    return context.has_partition_key or context.has_partition_key_range
+
+
 def _range_label(context: AssetExecutionContext) -> str:
-    if not context.has_partition_key:
+    if not is_partitioned(context):
         return "(unpartitioned)"
     keys = context.partition_key_range
     return keys.start if keys.start == keys.end else f"{keys.start}..{keys.end}"
-
-
-def _selected_checks_by_asset(context: AssetExecutionContext) -> dict[AssetKey, set[AssetCheckKey]]:
-    by_asset: dict[AssetKey, set[AssetCheckKey]] = {}
-    for check_key in context.selected_asset_check_keys:
-        by_asset.setdefault(check_key.asset_key, set()).add(check_key)
-    return by_asset
-
-
-def _is_blocking(context: AssetExecutionContext, check_key: AssetCheckKey) -> bool:
-    spec = context.assets_def.get_spec_for_check_key(check_key)
-    return bool(spec.blocking)
 
 
 @contextmanager

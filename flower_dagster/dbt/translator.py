@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dagster import AssetKey
+from dagster import AssetKey, AutomationCondition
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
-from flower_dagster.dbt.models import flower_meta
+from flower_dagster.dbt.models import NodeGrain, flower_meta
 
 GRAIN_TAG = "flower/grain"
 UNPARTITIONED = "unpartitioned"
@@ -24,10 +24,17 @@ class FlowerTranslator(DagsterDbtTranslator):
     - `flower/grain` tags every asset with its grain, for selections like
       `tag:flower/grain=daily`.
     - dbt tests are asset checks; tests of severity `error` block (the default).
+    - Roll-ups (partitioned models with partitioned parents) carry the repair rule.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        grains: Mapping[str, NodeGrain] | None = None,
+        rollup_condition: AutomationCondition | None = None,
+    ) -> None:
         super().__init__(DagsterDbtTranslatorSettings(enable_asset_checks=True))
+        self._grains = dict(grains or {})
+        self._rollup_condition = rollup_condition
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
         if dbt_resource_props["resource_type"] == "source":
@@ -51,6 +58,14 @@ class FlowerTranslator(DagsterDbtTranslator):
             owner = owner.strip()
             return [owner if "@" in owner or owner.startswith("team:") else f"team:{owner}"]
         return super().get_owners(dbt_resource_props)
+
+    def get_automation_condition(
+        self, dbt_resource_props: Mapping[str, Any]
+    ) -> AutomationCondition | None:
+        node = self._grains.get(dbt_resource_props.get("unique_id", ""))
+        if node is not None and node.is_rollup:
+            return self._rollup_condition
+        return None
 
     def get_tags(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, str]:
         tags = dict(super().get_tags(dbt_resource_props))

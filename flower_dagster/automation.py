@@ -1,0 +1,90 @@
+"""The repair rule: roll-up partitions re-run by themselves when what they read changed.
+
+A partition of a model with partitioned parents (a week of daily orders, a month of weeks, a day
+built from a day) is requested when all of these hold, each a Dagster condition with a label the
+UI shows on every evaluation:
+
+- an upstream partition it reads has a new successful materialization since this partition was
+  last materialized (a repair, or the last day of its window arriving);
+- none of the partitions it reads is missing (the source check: all 7 days of the week);
+- none of them failed its latest run (a failing blocking dbt test fails the run);
+- nothing it reads, and not itself, is in progress;
+- if its own latest run failed, only new upstream data requests it again: a roll-up that fails
+  is not retried on every tick, the alert takes it from there.
+
+The trigger compares the per-partition times of the upstream update and of this partition's last
+update (`since`), not tick by tick, so a repair that lands after the roll-up's run finished but
+before the next evaluation is still seen. Unlike `eager()` or `on_cron()` there is no
+`in_latest_time_window()`: a repair of a day six months back re-runs its own week and month.
+"""
+
+from __future__ import annotations
+
+from dagster import (
+    AssetSelection,
+    AutomationCondition,
+    AutomationConditionSensorDefinition,
+    DefaultSensorStatus,
+)
+
+from flower_dagster.dbt.translator import GRAIN_TAG
+from flower_dagster.partitions import GRAINS
+
+SENSOR_NAME = "flower_repair_rule"
+# How often the daemon evaluates the rule; Dagster's own default is 30 s.
+EVALUATION_INTERVAL_SECONDS = 30
+
+
+def partitioned_assets() -> AssetSelection:
+    """Every asset that has a grain (only their updates trigger roll-ups)."""
+    selection = AssetSelection.tag(GRAIN_TAG, GRAINS[0].value)
+    for grain in GRAINS[1:]:
+        selection = selection | AssetSelection.tag(GRAIN_TAG, grain.value)
+    return selection
+
+
+def repair_condition() -> AutomationCondition:
+    """The roll-up rule as one composition of Dagster's own conditions."""
+    newly_updated = AutomationCondition.newly_updated()
+    upstream_updated = (
+        AutomationCondition.any_deps_match(newly_updated)
+        # A re-run staging view must not re-request three years of daily partitions.
+        .allow(partitioned_assets())
+        .since(newly_updated)
+        .with_label("an upstream partition was updated since this partition was built")
+    )
+    inputs_missing = AutomationCondition.any_deps_missing().with_label(
+        "an upstream partition is missing"
+    )
+    inputs_failed = AutomationCondition.any_deps_match(
+        AutomationCondition.execution_failed()
+    ).with_label("an upstream partition's latest run failed")
+    inputs_in_progress = AutomationCondition.any_deps_in_progress().with_label(
+        "an upstream partition is in progress"
+    )
+    own_failure_waits = (
+        ~AutomationCondition.execution_failed()
+        | AutomationCondition.any_deps_match(newly_updated).allow(partitioned_assets())
+    ).with_label("not failed, or failed and an upstream partition was just updated")
+    return (
+        upstream_updated
+        & ~inputs_missing
+        & ~inputs_failed
+        & ~inputs_in_progress
+        & ~AutomationCondition.in_progress()
+        & own_failure_waits
+    ).with_label("repair rule: re-run when inputs changed and are complete")
+
+
+def repair_sensor(target: AssetSelection) -> AutomationConditionSensorDefinition:
+    """The daemon's evaluator of the rule, RUNNING from the start (Dagster's default is off)."""
+    return AutomationConditionSensorDefinition(
+        SENSOR_NAME,
+        target=target,
+        default_status=DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=EVALUATION_INTERVAL_SECONDS,
+        description=(
+            "Re-runs weekly, monthly and other roll-up partitions once every partition they read "
+            "is complete and healthy, after a repair or when their window closes."
+        ),
+    )

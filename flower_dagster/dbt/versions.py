@@ -1,0 +1,140 @@
+"""Data versions from content: a partition is stale only when what it was built on changed.
+
+dbt reports, per partition of a partitioned model, the row count and an order-independent hash
+of the rows it wrote (the `flower_report_partitions` post-hook logs `flower-partitions {json}`).
+Each partition's materialization then carries `dagster/data_version` derived from that content,
+plus the provenance tags Dagster's staleness uses (the code version, and for every parent the
+data version and the event-log pointer it was built against). So re-running a daily partition
+that writes identical rows leaves its week FRESH, and a repair that changes rows makes exactly
+the weeks and months that contain it STALE in the UI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from dagster import AssetKey, AssetMaterialization, DagsterInstance, DataVersion
+from dagster._core.definitions.data_version import (
+    CODE_VERSION_TAG,
+    DATA_VERSION_IS_USER_PROVIDED_TAG,
+    DATA_VERSION_TAG,
+    DEFAULT_DATA_VERSION,
+    NULL_EVENT_POINTER,
+    extract_data_version_from_entry,
+    get_input_data_version_tag,
+    get_input_event_pointer_tag,
+)
+
+REPORT_PREFIX = "flower-partitions "
+EMPTY_PARTITION = (0, "0")
+
+
+@dataclass(frozen=True)
+class PartitionReport:
+    """What one dbt model run wrote: {partition value: (row count, content hash)}."""
+
+    unique_id: str
+    partitions: Mapping[str, tuple[int, str]]
+
+
+def parse_report(message: str) -> PartitionReport | None:
+    """The report in a dbt log message, or None when the message is something else."""
+    if not message.startswith(REPORT_PREFIX):
+        return None
+    payload = json.loads(message[len(REPORT_PREFIX) :])
+    partitions = {
+        str(value): (int(counts[0]), str(counts[1]))
+        for value, counts in (payload.get("partitions") or {}).items()
+    }
+    return PartitionReport(unique_id=payload["unique_id"], partitions=partitions)
+
+
+def content_version(row_count: int, content_hash: str) -> str:
+    """A short, stable data version for a partition's content."""
+    digest = hashlib.sha256(f"{row_count}:{content_hash}".encode()).hexdigest()
+    return f"{row_count}r-{digest[:16]}"
+
+
+def partition_value_key(value: str) -> datetime:
+    """A partition column value as the naive wall-clock instant it starts at."""
+    return datetime.fromisoformat(value.strip().replace("T", " "))
+
+
+def versions_by_partition(
+    report: PartitionReport | None, window_starts: Mapping[str, datetime]
+) -> dict[str, str]:
+    """The data version of each Dagster partition of a run, from dbt's report.
+
+    `window_starts` maps each partition key of the run to its window start (naive wall-clock
+    time). A partition the report does not mention wrote no rows.
+    """
+    counts_by_start: dict[datetime, tuple[int, str]] = {}
+    if report is not None:
+        for value, counts in report.partitions.items():
+            counts_by_start[partition_value_key(value)] = counts
+    return {
+        key: content_version(*counts_by_start.get(start, EMPTY_PARTITION))
+        for key, start in window_starts.items()
+    }
+
+
+def input_provenance(
+    instance: DagsterInstance, parents: Iterable[AssetKey]
+) -> dict[AssetKey, tuple[DataVersion, int | None]]:
+    """For each parent: the data version and storage id of its latest materialization now."""
+    parents = list(parents)
+    records = {r.asset_entry.asset_key: r for r in instance.get_asset_records(parents)}
+    provenance: dict[AssetKey, tuple[DataVersion, int | None]] = {}
+    for key in parents:
+        record = records.get(key)
+        event = record.asset_entry.last_materialization_record if record else None
+        if event is None:
+            provenance[key] = (DEFAULT_DATA_VERSION, None)
+            continue
+        version = extract_data_version_from_entry(event.event_log_entry) or DEFAULT_DATA_VERSION
+        provenance[key] = (version, event.storage_id)
+    return provenance
+
+
+def provenance_tags(
+    code_version: str,
+    data_version: str,
+    provenance: Mapping[AssetKey, tuple[DataVersion, int | None]],
+) -> dict[str, str]:
+    """The tags Dagster reads to tell whether a materialization is stale (as Dagster writes)."""
+    tags = {CODE_VERSION_TAG: code_version}
+    for key, (version, storage_id) in provenance.items():
+        tags[get_input_data_version_tag(key)] = version.value
+        pointer = str(storage_id) if storage_id else NULL_EVENT_POINTER
+        tags[get_input_event_pointer_tag(key)] = pointer
+    tags[DATA_VERSION_TAG] = data_version
+    tags[DATA_VERSION_IS_USER_PROVIDED_TAG] = "true"
+    return tags
+
+
+def partition_materializations(
+    asset_key: AssetKey,
+    versions: Mapping[str, str],
+    code_version: str,
+    provenance: Mapping[AssetKey, tuple[DataVersion, int | None]],
+    metadata: Mapping[str, Any],
+    extra_tags: Mapping[str, str],
+) -> Sequence[AssetMaterialization]:
+    """One materialization per partition, each with its own content version."""
+    events = []
+    for partition_key, version in versions.items():
+        rows = int(version.split("r-", 1)[0])
+        events.append(
+            AssetMaterialization(
+                asset_key=asset_key,
+                partition=partition_key,
+                metadata={**metadata, "dagster/row_count": rows},
+                tags={**provenance_tags(code_version, version, provenance), **extra_tags},
+            )
+        )
+    return events

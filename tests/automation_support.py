@@ -1,0 +1,110 @@
+"""Driving the repair rule tick by tick: evaluate, then run what it requested, for real."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    DagsterInstance,
+    Definitions,
+    evaluate_automation_conditions,
+    materialize,
+)
+from dagster._core.definitions.asset_daemon_cursor import AssetDaemonCursor
+from dagster._core.definitions.automation_tick_evaluation_context import (
+    build_run_requests_with_backfill_policies,
+)
+from dagster._core.definitions.events import AssetKeyPartitionKey
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+
+Requested = dict[str, set[str]]
+
+
+@dataclass
+class Automation:
+    """A fresh Dagster instance over the shared warehouse, with the automation's cursor."""
+
+    defs: Definitions
+    instance: DagsterInstance
+    cursor: AssetDaemonCursor | None = None
+    history: list[Requested] = field(default_factory=list)
+    runs: list[int] = field(default_factory=list)
+
+    def materialize(self, names: Iterable[str], first: str, last: str | None = None) -> bool:
+        """Materialize partitions first..last of the named assets, as one single-run backfill."""
+        tags = {
+            ASSET_PARTITION_RANGE_START_TAG: first,
+            ASSET_PARTITION_RANGE_END_TAG: last or first,
+        }
+        return self._run(AssetSelection.assets(*[AssetKey(n) for n in names]), tags).success
+
+    def materialize_unpartitioned(self) -> bool:
+        return self._run(AssetSelection.tag("flower/grain", "unpartitioned"), {}).success
+
+    def tick(self) -> Requested:
+        """One evaluation of every automation condition; returns what it requested."""
+        result = evaluate_automation_conditions(
+            defs=self.defs, instance=self.instance, cursor=self.cursor
+        )
+        self.cursor = result.cursor
+        graph = self.defs.resolve_asset_graph()
+        asset_partitions = [
+            AssetKeyPartitionKey(key, partition)
+            for key in graph.materializable_asset_keys
+            for partition in result.get_requested_partitions(key)
+        ]
+        # Group them into runs the way the daemon does, by each asset's backfill policy.
+        self._requests = build_run_requests_with_backfill_policies(
+            asset_partitions, graph, self.instance
+        )
+        requested: Requested = defaultdict(set)
+        for item in asset_partitions:
+            requested[item.asset_key.to_user_string()].add(item.partition_key or "-")
+        self.history.append(dict(requested))
+        return dict(requested)
+
+    def run_requested(self) -> list[bool]:
+        """Execute the run requests of the last tick, as the daemon would launch them."""
+        outcomes = []
+        for request in self._requests:
+            selection = AssetSelection.assets(*(request.asset_selection or []))
+            tags = dict(request.tags)
+            if request.partition_key and ASSET_PARTITION_RANGE_START_TAG not in tags:
+                tags[ASSET_PARTITION_RANGE_START_TAG] = request.partition_key
+                tags[ASSET_PARTITION_RANGE_END_TAG] = request.partition_key
+            outcomes.append(self._run(selection, tags).success)
+        self.runs.append(len(self._requests))
+        return outcomes
+
+    def settle(self, max_ticks: int = 6) -> Requested:
+        """Tick and run until nothing is requested; everything requested on the way, merged."""
+        merged: Requested = defaultdict(set)
+        counts: dict[tuple[str, str], int] = defaultdict(int)
+        for _ in range(max_ticks):
+            requested = self.tick()
+            if not requested:
+                self.requested_counts = dict(counts)
+                return dict(merged)
+            for asset, partitions in requested.items():
+                merged[asset].update(partitions)
+                for partition in partitions:
+                    counts[(asset, partition)] += 1
+            assert all(self.run_requested()), "a requested run failed"
+        raise AssertionError(f"still requesting after {max_ticks} ticks: {self.history[-1]}")
+
+    def _run(self, selection: AssetSelection, tags: dict[str, str]):
+        return materialize(
+            list(self.defs.assets or []),
+            selection=selection,
+            instance=self.instance,
+            resources=self.defs.resources,
+            tags=tags,
+            raise_on_error=False,
+        )
