@@ -31,8 +31,6 @@ from flower_dagster.dbt.translator import GRAIN_TAG
 from flower_dagster.partitions import GRAINS
 
 SENSOR_NAME = "flower_repair_rule"
-# How often the daemon evaluates the rule; Dagster's own default is 30 s.
-EVALUATION_INTERVAL_SECONDS = 30
 
 
 def partitioned_assets() -> AssetSelection:
@@ -76,13 +74,15 @@ def repair_condition() -> AutomationCondition:
     ).with_label("repair rule: re-run when inputs changed and are complete")
 
 
-def repair_sensor(target: AssetSelection) -> AutomationConditionSensorDefinition:
+def repair_sensor(
+    target: AssetSelection, interval_seconds: int
+) -> AutomationConditionSensorDefinition:
     """The daemon's evaluator of the rule, RUNNING from the start (Dagster's default is off)."""
     return AutomationConditionSensorDefinition(
         SENSOR_NAME,
         target=target,
         default_status=DefaultSensorStatus.RUNNING,
-        minimum_interval_seconds=EVALUATION_INTERVAL_SECONDS,
+        minimum_interval_seconds=interval_seconds,
         description=(
             "Re-runs weekly, monthly and other roll-up partitions once every partition they read "
             "is complete and healthy, after a repair or when their window closes."

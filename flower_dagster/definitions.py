@@ -9,7 +9,7 @@ from flower_dagster.settings import load_settings
 
 def build_definitions() -> Definitions:
     settings = load_settings()
-    return Definitions.merge(dbt_definitions(settings), automation_definitions())
+    return Definitions.merge(dbt_definitions(settings), automation_definitions(settings))
 
 
 defs = build_definitions()

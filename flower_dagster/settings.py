@@ -23,6 +23,8 @@ DEFAULT_PARTITION_START = date(2024, 1, 1)
 # Every dbt asset claims a slot in this Dagster concurrency pool. The instance limits pools to
 # one slot by default (dagster_home/dagster.yaml), which serializes writes to DuckDB.
 DEFAULT_WAREHOUSE_POOL = "warehouse"
+# How often the daemon evaluates the repair rule (Dagster's default for sensors is 30 s).
+DEFAULT_AUTOMATION_INTERVAL_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class Settings:
     timezone: str
     partition_start: date
     warehouse_pool: str
+    automation_interval_seconds: int = DEFAULT_AUTOMATION_INTERVAL_SECONDS
 
     @property
     def zone(self) -> ZoneInfo:
@@ -64,6 +67,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         timezone=_timezone(env.get("FLOWER_TIMEZONE") or DEFAULT_TIMEZONE),
         partition_start=_start_date(env.get("FLOWER_PARTITION_START")),
         warehouse_pool=env.get("FLOWER_WAREHOUSE_POOL") or DEFAULT_WAREHOUSE_POOL,
+        automation_interval_seconds=_interval(env.get("FLOWER_AUTOMATION_INTERVAL_SECONDS")),
     )
 
 
@@ -86,6 +90,17 @@ def _timezone(value: str) -> str:
             "'Asia/Seoul', 'UTC' or 'Europe/Berlin'"
         ) from None
     return value
+
+
+def _interval(value: str | None) -> int:
+    if not value:
+        return DEFAULT_AUTOMATION_INTERVAL_SECONDS
+    if not value.strip().isdigit() or not 1 <= int(value) <= 3600:
+        raise SettingsError(
+            f"FLOWER_AUTOMATION_INTERVAL_SECONDS={value!r} is not allowed; use a whole number of "
+            "seconds from 1 to 3600 (default 30)"
+        )
+    return int(value)
 
 
 def _start_date(value: str | None) -> date:

@@ -27,6 +27,11 @@ def test_defaults_point_at_the_demo_project():
             "is in the future",
         ),
         ({"FLOWER_DBT_PROJECT_DIR": "/nonexistent/flower"}, "FLOWER_DBT_PROJECT_DIR="),
+        ({"FLOWER_AUTOMATION_INTERVAL_SECONDS": "0"}, "from 1 to 3600"),
+        (
+            {"FLOWER_AUTOMATION_INTERVAL_SECONDS": "fast"},
+            "FLOWER_AUTOMATION_INTERVAL_SECONDS='fast'",
+        ),
     ],
 )
 def test_bad_values_name_the_variable(env, message):
