@@ -37,6 +37,25 @@ def _parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list models with their grain")
     models.set_defaults(handler=_models)
 
+    impact = commands.add_parser(
+        "impact",
+        help="preview what a repair of partitions re-runs downstream, and what blocks it",
+        description=(
+            "Print, without running anything, every downstream partition the repair rule re-runs "
+            "after a repair of these partitions of MODEL, and what blocks each one now "
+            "(read from the Dagster instance of DAGSTER_HOME)."
+        ),
+    )
+    impact.add_argument("model", metavar="MODEL", help="the repaired model, e.g. fct_orders")
+    impact.add_argument(
+        "partitions",
+        metavar="PARTITION",
+        nargs="+",
+        help="its repaired partition keys, e.g. 2024-01-10 (a week: its Monday; a month: the 1st)",
+    )
+    impact.add_argument("--format", choices=("text", "json"), default="text", dest="output_format")
+    impact.set_defaults(handler=_impact)
+
     demo = commands.add_parser("demo", help="the demo warehouse")
     demo_commands = demo.add_subparsers(dest="demo_command", required=True, metavar="ACTION")
     load = demo_commands.add_parser("load", help="(re)load the demo raw data into DuckDB")
@@ -87,6 +106,13 @@ def _models(args: argparse.Namespace) -> int:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _impact(args: argparse.Namespace) -> int:
+    from flower_dagster.impact import run_impact
+
+    print(run_impact(args.model, args.partitions, args.output_format))
     return 0
 
 

@@ -31,3 +31,7 @@ class DbtParseError(FlowerError):
 
 class DbtRunError(FlowerError):
     """A dbt invocation failed: which models or tests, and dbt's message for each."""
+
+
+class ModelSelectionError(FlowerError):
+    """A command names a model that does not exist, or partitions that model does not have."""

@@ -1,0 +1,201 @@
+"""The repair rule on real dbt runs: what the automation requests, tick by tick.
+
+A fresh Dagster instance over the session's DuckDB warehouse; ticks are
+`evaluate_automation_conditions` with the cursor passed on, and every requested run is executed
+for real (dbt on DuckDB) before the next tick, as the daemon would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, timedelta
+
+import pytest
+from dagster import AssetKey
+from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+from dagster._core.loader import LoadingContextForTest
+
+from flower_dagster.demo.data import change_day, corrupt_day, repair_day
+from tests.automation_support import Automation
+from tests.conftest import Warehouse, make_instance
+
+pytestmark = pytest.mark.slow
+
+DAILIES = ["fct_orders", "fct_sessions"]
+
+
+def _days(first: str, last: str) -> set[str]:
+    start, end = date.fromisoformat(first), date.fromisoformat(last)
+    return {(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)}
+
+
+def _fresh(warehouse: Warehouse, tmp_path_factory, name: str) -> Automation:
+    automation = Automation(warehouse.defs, make_instance(tmp_path_factory.mktemp(name)))
+    # The first evaluation with a fresh cursor requests nothing; take it before any data.
+    assert automation.tick() == {}
+    assert automation.materialize_unpartitioned()
+    return automation
+
+
+@pytest.fixture(scope="module")
+def january(warehouse: Warehouse, tmp_path_factory) -> Iterator[Automation]:
+    """Dailies loaded for 2024-01-01 .. 2024-02-06 as one backfill; nothing rolled up yet."""
+    automation = _fresh(warehouse, tmp_path_factory, "january")
+    assert automation.materialize(DAILIES, "2024-01-01", "2024-02-06")
+    yield automation
+
+
+def test_loading_january_requests_exactly_the_complete_weeks_and_months(january):
+    requested = january.tick()
+    complete_weeks = {"2024-01-01", "2024-01-08", "2024-01-15", "2024-01-22", "2024-01-29"}
+    assert requested == {
+        "agg_weekly_revenue": complete_weeks,
+        "agg_weekly_active_users": complete_weeks,
+        # February has only 6 of its 29 days: not requested.
+        "agg_monthly_revenue": {"2024-01-01"},
+        "agg_monthly_active_users": {"2024-01-01"},
+        "agg_daily_revenue": _days("2024-01-01", "2024-02-06"),
+    }
+    # Week 2024-02-05 has two of its seven days: not requested.
+    assert all(run for run in january.run_requested())
+    # One run per grain: the backfill policy groups the partitions.
+    assert january.runs[-1] == 3
+    # The monthly built from the weekly follows once its weeks exist, then nothing more.
+    assert january.tick() == {"agg_monthly_peak_week": {"2024-01-01"}}
+    assert all(january.run_requested())
+    assert january.tick() == {}
+
+
+def test_a_repair_requests_exactly_its_week_and_month_once(january):
+    assert january.materialize(["fct_orders"], "2024-01-09")
+    assert january.settle() == {
+        "agg_weekly_revenue": {"2024-01-08"},
+        "agg_monthly_revenue": {"2024-01-01"},
+        "agg_daily_revenue": {"2024-01-09"},
+    }
+    assert set(january.requested_counts.values()) == {1}
+
+
+def test_a_failed_day_blocks_its_week_and_month_until_it_is_repaired(january, warehouse):
+    day = date(2024, 1, 24)
+    corrupt_day(warehouse.duckdb_path, day)
+    try:
+        assert not january.materialize(["fct_orders"], day.isoformat())
+        assert january.tick() == {}
+        assert january.tick() == {}
+    finally:
+        repair_day(warehouse.duckdb_path, day)
+    assert january.materialize(["fct_orders"], day.isoformat())
+    assert january.settle() == {
+        "agg_weekly_revenue": {"2024-01-22"},
+        "agg_monthly_revenue": {"2024-01-01"},
+        "agg_daily_revenue": {"2024-01-24"},
+    }
+
+
+def test_a_repair_between_the_rollups_run_and_the_next_tick_is_not_missed(january):
+    assert january.materialize(["fct_orders"], "2024-01-16")
+    assert january.tick()["agg_weekly_revenue"] == {"2024-01-15"}
+    assert all(january.run_requested())
+    # The week has just been rebuilt; another day of it is repaired before the next tick.
+    assert january.materialize(["fct_orders"], "2024-01-17")
+    assert january.tick()["agg_weekly_revenue"] == {"2024-01-15"}
+    assert all(january.run_requested())
+    assert january.settle() == {}
+
+
+def test_a_repair_reaches_every_descendant_whose_window_contains_the_day(january):
+    # fct_sessions -> weekly active users -> monthly peak week (a monthly built from a weekly).
+    assert january.materialize(["fct_sessions"], "2024-01-10")
+    assert january.settle() == {
+        "agg_weekly_active_users": {"2024-01-08"},
+        "agg_monthly_active_users": {"2024-01-01"},
+        "agg_monthly_peak_week": {"2024-01-01"},
+    }
+    assert set(january.requested_counts.values()) == {1}
+
+
+def test_a_rollup_that_fails_is_not_requested_again_until_new_upstream_data(january, warehouse):
+    # Break the weekly's own SQL input: a duplicate row in its window fails its unique test.
+    import duckdb
+
+    with duckdb.connect(str(warehouse.duckdb_path)) as db:
+        db.execute("create or replace table flower_saved as select * from agg_weekly_revenue")
+    assert january.materialize(["fct_orders"], "2024-01-03")
+    requested = january.tick()
+    assert requested["agg_weekly_revenue"] == {"2024-01-01"}
+    with duckdb.connect(str(warehouse.duckdb_path)) as db:
+        # Make the roll-up's run fail: its table loses a column the insert needs.
+        db.execute("alter table agg_weekly_revenue rename column revenue to revenue_broken")
+    try:
+        outcomes = january.run_requested()
+        assert not all(outcomes)
+        # Failed, and nothing new upstream: no request on the following ticks.
+        assert "agg_weekly_revenue" not in january.tick()
+        assert "agg_weekly_revenue" not in january.tick()
+    finally:
+        with duckdb.connect(str(warehouse.duckdb_path)) as db:
+            db.execute("drop table agg_weekly_revenue")
+            db.execute("create table agg_weekly_revenue as select * from flower_saved")
+            db.execute("drop table flower_saved")
+    # New upstream data re-arms it.
+    assert january.materialize(["fct_orders"], "2024-01-04")
+    assert january.settle()["agg_weekly_revenue"] == {"2024-01-01"}
+
+
+def test_a_changed_repair_makes_its_week_stale_and_an_identical_rerun_does_not(january, warehouse):
+    graph = warehouse.defs.resolve_asset_graph()
+
+    def status(asset: str, partition: str) -> StaleStatus:
+        # The resolver behind the UI's staleStatusByPartition.
+        resolver = CachingStaleStatusResolver(
+            january.instance, graph, LoadingContextForTest(january.instance)
+        )
+        return resolver.get_status(AssetKey(asset), partition)
+
+    january.settle()
+    assert status("agg_weekly_revenue", "2024-01-29") == StaleStatus.FRESH
+    # The same rows again: nothing downstream becomes stale.
+    assert january.materialize(["fct_orders"], "2024-01-30")
+    assert status("agg_weekly_revenue", "2024-01-29") == StaleStatus.FRESH
+    assert status("agg_monthly_revenue", "2024-01-01") == StaleStatus.FRESH
+    january.settle()
+    # A repair that changes the day's rows: its week and month are stale, other weeks are not.
+    change_day(warehouse.duckdb_path, date(2024, 1, 30))
+    assert january.materialize(["fct_orders"], "2024-01-30")
+    assert status("agg_weekly_revenue", "2024-01-29") == StaleStatus.STALE
+    assert status("agg_monthly_revenue", "2024-01-01") == StaleStatus.STALE
+    assert status("agg_daily_revenue", "2024-01-30") == StaleStatus.STALE
+    assert status("agg_weekly_revenue", "2024-01-22") == StaleStatus.FRESH
+    assert status("agg_daily_revenue", "2024-01-29") == StaleStatus.FRESH
+    # The rule re-runs them, and they are fresh again.
+    january.settle()
+    assert status("agg_weekly_revenue", "2024-01-29") == StaleStatus.FRESH
+    assert status("agg_monthly_revenue", "2024-01-01") == StaleStatus.FRESH
+
+
+def test_a_365_day_backfill_rolls_up_once_and_an_old_repair_stays_precise(warehouse, tmp_path_factory):
+    automation = _fresh(warehouse, tmp_path_factory, "year")
+    assert automation.materialize(DAILIES, "2024-01-01", "2024-12-30")
+    merged = automation.settle()
+    counts = automation.requested_counts
+    weeks = {(date(2024, 1, 1) + timedelta(weeks=i)).isoformat() for i in range(52)}
+    months = {date(2024, m, 1).isoformat() for m in range(1, 12)}
+    assert merged["agg_weekly_revenue"] == weeks  # 2024-12-30 week is incomplete
+    assert merged["agg_weekly_active_users"] == weeks
+    assert merged["agg_monthly_revenue"] == months  # December lacks its 31st
+    assert merged["agg_monthly_active_users"] == months
+    assert merged["agg_monthly_peak_week"] == months
+    assert merged["agg_daily_revenue"] == _days("2024-01-01", "2024-12-30")
+    assert set(counts.values()) == {1}
+    # As few runs as the single-run backfill policy allows: one per grain per tick.
+    assert automation.runs == [3, 1]
+
+    # A repair of a day eleven months before the latest one: its own week and month only.
+    assert automation.materialize(["fct_orders"], "2024-01-10")
+    assert automation.settle() == {
+        "agg_weekly_revenue": {"2024-01-08"},
+        "agg_monthly_revenue": {"2024-01-01"},
+        "agg_daily_revenue": {"2024-01-10"},
+    }
+    assert set(automation.requested_counts.values()) == {1}
