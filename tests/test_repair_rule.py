@@ -174,7 +174,7 @@ def test_a_changed_repair_makes_its_week_stale_and_an_identical_rerun_does_not(j
     assert status("agg_monthly_revenue", "2024-01-01") == StaleStatus.FRESH
 
 
-def test_a_365_day_backfill_rolls_up_once_and_an_old_repair_stays_precise(warehouse, tmp_path_factory):
+def test_a_year_backfill_rolls_up_once_and_an_old_repair_stays_precise(warehouse, tmp_path_factory):
     automation = _fresh(warehouse, tmp_path_factory, "year")
     assert automation.materialize(DAILIES, "2024-01-01", "2024-12-30")
     merged = automation.settle()
