@@ -424,7 +424,7 @@ def instance_from_environment() -> Iterator[tuple[DagsterInstance | None, str | 
 
 def run_impact(model: str, partition_keys: Sequence[str], output_format: str = "text") -> str:
     """`flower impact`: the definitions from the settings, the instance from DAGSTER_HOME."""
-    from flower_dagster.definitions import build_definitions
+    from flower_dagster.defs import build_definitions
 
     asset_graph = build_definitions().resolve_asset_graph()
     with instance_from_environment() as (instance, why_unknown):

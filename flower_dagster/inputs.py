@@ -9,7 +9,7 @@ upstream asset partitions and why: the words analysts see in the check result an
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -43,13 +43,21 @@ def input_problems(
     asset_key: AssetKey,
     partition_keys: Sequence[str | None],
     built_alongside: Iterable[AssetKey] = (),
+    checked: Callable[[AssetKey], bool] | None = None,
 ) -> dict[str | None, list[InputProblem]]:
     """For each partition of `asset_key`, the upstream partitions that are not healthy.
 
     Parents in `built_alongside` (built earlier in the same dbt invocation) are not checked.
-    Source assets that Dagster does not materialize are not checked either.
+    Only parents for which `checked` is true are checked (default: the ones the graph can
+    materialize; a run's own asset graph marks assets outside the run as external, so a run
+    passes the set of assets flower-dagster manages instead). Sources are never checked.
     """
     skip = set(built_alongside)
+    if checked is None:
+
+        def checked(key: AssetKey) -> bool:
+            return asset_graph.has(key) and asset_graph.get(key).is_materializable
+
     wanted: dict[AssetKey, set[str]] = defaultdict(set)
     needs: dict[str | None, list[tuple[AssetKey, str | None]]] = {}
     for partition_key in partition_keys:
@@ -57,8 +65,7 @@ def input_problems(
         pairs = []
         nonexistent = parents.required_but_nonexistent_parents_partitions
         for parent in [*parents.parent_partitions, *nonexistent]:
-            node = asset_graph.get(parent.asset_key) if asset_graph.has(parent.asset_key) else None
-            if node is None or not node.is_materializable or parent.asset_key in skip:
+            if parent.asset_key in skip or not checked(parent.asset_key):
                 continue
             pairs.append((parent.asset_key, parent.partition_key))
             if parent.partition_key is not None:

@@ -1,6 +1,6 @@
 """The repair rule on real dbt runs: what the automation requests, tick by tick.
 
-A fresh Dagster instance over the session's DuckDB warehouse; ticks are
+A fresh Dagster instance over a DuckDB warehouse of this module's own; ticks are
 `evaluate_automation_conditions` with the cursor passed on, and every requested run is executed
 for real (dbt on DuckDB) before the next tick, as the daemon would.
 """
@@ -8,14 +8,19 @@ for real (dbt on DuckDB) before the next tick, as the daemon would.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
-from dagster import AssetKey
+from dagster import AssetKey, AssetSelection, DagsterEventType
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 from dagster._core.loader import LoadingContextForTest
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
-from flower_dagster.demo.data import change_day, corrupt_day, repair_day
+from flower_dagster.demo.data import change_day, corrupt_day, load_demo_data, repair_day
 from tests.automation_support import Automation
 from tests.conftest import Warehouse, make_instance
 
@@ -38,9 +43,20 @@ def _fresh(warehouse: Warehouse, tmp_path_factory, name: str) -> Automation:
 
 
 @pytest.fixture(scope="module")
-def january(warehouse: Warehouse, tmp_path_factory) -> Iterator[Automation]:
+def own_warehouse(warehouse: Warehouse, tmp_path_factory) -> Iterator[Warehouse]:
+    """The session's dbt project with a DuckDB file of this module's own: these tests write
+    a whole year of partitions, which the other modules must not see."""
+    duckdb_path = tmp_path_factory.mktemp("repair_rule") / "warehouse.duckdb"
+    load_demo_data(duckdb_path)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FLOWER_DUCKDB_PATH", str(duckdb_path))
+        yield replace(warehouse, duckdb_path=duckdb_path)
+
+
+@pytest.fixture(scope="module")
+def january(own_warehouse: Warehouse, tmp_path_factory) -> Iterator[Automation]:
     """Dailies loaded for 2024-01-01 .. 2024-02-06 as one backfill; nothing rolled up yet."""
-    automation = _fresh(warehouse, tmp_path_factory, "january")
+    automation = _fresh(own_warehouse, tmp_path_factory, "january")
     assert automation.materialize(DAILIES, "2024-01-01", "2024-02-06")
     yield automation
 
@@ -76,15 +92,15 @@ def test_a_repair_requests_exactly_its_week_and_month_once(january):
     assert set(january.requested_counts.values()) == {1}
 
 
-def test_a_failed_day_blocks_its_week_and_month_until_it_is_repaired(january, warehouse):
+def test_a_failed_day_blocks_its_week_and_month_until_it_is_repaired(january, own_warehouse):
     day = date(2024, 1, 24)
-    corrupt_day(warehouse.duckdb_path, day)
+    corrupt_day(own_warehouse.duckdb_path, day)
     try:
         assert not january.materialize(["fct_orders"], day.isoformat())
         assert january.tick() == {}
         assert january.tick() == {}
     finally:
-        repair_day(warehouse.duckdb_path, day)
+        repair_day(own_warehouse.duckdb_path, day)
     assert january.materialize(["fct_orders"], day.isoformat())
     assert january.settle() == {
         "agg_weekly_revenue": {"2024-01-22"},
@@ -115,16 +131,16 @@ def test_a_repair_reaches_every_descendant_whose_window_contains_the_day(january
     assert set(january.requested_counts.values()) == {1}
 
 
-def test_a_rollup_that_fails_is_not_requested_again_until_new_upstream_data(january, warehouse):
+def test_a_rollup_that_fails_is_not_requested_again_until_new_upstream_data(january, own_warehouse):
     # Break the weekly's own SQL input: a duplicate row in its window fails its unique test.
     import duckdb
 
-    with duckdb.connect(str(warehouse.duckdb_path)) as db:
+    with duckdb.connect(str(own_warehouse.duckdb_path)) as db:
         db.execute("create or replace table flower_saved as select * from agg_weekly_revenue")
     assert january.materialize(["fct_orders"], "2024-01-03")
     requested = january.tick()
     assert requested["agg_weekly_revenue"] == {"2024-01-01"}
-    with duckdb.connect(str(warehouse.duckdb_path)) as db:
+    with duckdb.connect(str(own_warehouse.duckdb_path)) as db:
         # Make the roll-up's run fail: its table loses a column the insert needs.
         db.execute("alter table agg_weekly_revenue rename column revenue to revenue_broken")
     try:
@@ -134,7 +150,7 @@ def test_a_rollup_that_fails_is_not_requested_again_until_new_upstream_data(janu
         assert "agg_weekly_revenue" not in january.tick()
         assert "agg_weekly_revenue" not in january.tick()
     finally:
-        with duckdb.connect(str(warehouse.duckdb_path)) as db:
+        with duckdb.connect(str(own_warehouse.duckdb_path)) as db:
             db.execute("drop table agg_weekly_revenue")
             db.execute("create table agg_weekly_revenue as select * from flower_saved")
             db.execute("drop table flower_saved")
@@ -143,8 +159,10 @@ def test_a_rollup_that_fails_is_not_requested_again_until_new_upstream_data(janu
     assert january.settle()["agg_weekly_revenue"] == {"2024-01-01"}
 
 
-def test_a_changed_repair_makes_its_week_stale_and_an_identical_rerun_does_not(january, warehouse):
-    graph = warehouse.defs.resolve_asset_graph()
+def test_a_changed_repair_makes_its_week_stale_and_an_identical_rerun_does_not(
+    january, own_warehouse
+):
+    graph = own_warehouse.defs.resolve_asset_graph()
 
     def status(asset: str, partition: str) -> StaleStatus:
         # The resolver behind the UI's staleStatusByPartition.
@@ -161,7 +179,7 @@ def test_a_changed_repair_makes_its_week_stale_and_an_identical_rerun_does_not(j
     assert status("agg_monthly_revenue", "2024-01-01") == StaleStatus.FRESH
     january.settle()
     # A repair that changes the day's rows: its week and month are stale, other weeks are not.
-    change_day(warehouse.duckdb_path, date(2024, 1, 30))
+    change_day(own_warehouse.duckdb_path, date(2024, 1, 30))
     assert january.materialize(["fct_orders"], "2024-01-30")
     assert status("agg_weekly_revenue", "2024-01-29") == StaleStatus.STALE
     assert status("agg_monthly_revenue", "2024-01-01") == StaleStatus.STALE
@@ -174,8 +192,10 @@ def test_a_changed_repair_makes_its_week_stale_and_an_identical_rerun_does_not(j
     assert status("agg_monthly_revenue", "2024-01-01") == StaleStatus.FRESH
 
 
-def test_a_year_backfill_rolls_up_once_and_an_old_repair_stays_precise(warehouse, tmp_path_factory):
-    automation = _fresh(warehouse, tmp_path_factory, "year")
+def test_a_year_backfill_rolls_up_once_and_an_old_repair_stays_precise(
+    own_warehouse, tmp_path_factory
+):
+    automation = _fresh(own_warehouse, tmp_path_factory, "year")
     assert automation.materialize(DAILIES, "2024-01-01", "2024-12-30")
     merged = automation.settle()
     counts = automation.requested_counts
@@ -199,3 +219,49 @@ def test_a_year_backfill_rolls_up_once_and_an_old_repair_stays_precise(warehouse
         "agg_daily_revenue": {"2024-01-10"},
     }
     assert set(automation.requested_counts.values()) == {1}
+
+
+def test_the_source_check_stops_a_manual_run_on_an_incomplete_week(january):
+    # Week 2024-02-05 has two of its seven days: a person materializes it by hand anyway.
+    result = january._run(
+        AssetSelection.assets(AssetKey("agg_weekly_revenue")),
+        {
+            ASSET_PARTITION_RANGE_START_TAG: "2024-02-05",
+            ASSET_PARTITION_RANGE_END_TAG: "2024-02-05",
+        },
+    )
+    assert not result.success
+    (evaluation,) = [
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+        and e.event_specific_data.check_name == "inputs_complete"
+    ]
+    assert evaluation.passed is False
+    problems = evaluation.metadata["upstream problems"].value
+    assert problems == [f"fct_orders 2024-02-{d:02d} (missing)" for d in range(7, 12)]
+    assert not [
+        e for e in result.all_events if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
+    ]
+    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
+    assert "inputs incomplete for partitions 2024-02-05; dbt was not run" in str(
+        failure.step_failure_data.error
+    )
+
+
+def test_the_source_check_passes_on_a_complete_week(january):
+    result = january._run(
+        AssetSelection.assets(AssetKey("agg_weekly_revenue")),
+        {
+            ASSET_PARTITION_RANGE_START_TAG: "2024-01-29",
+            ASSET_PARTITION_RANGE_END_TAG: "2024-01-29",
+        },
+    )
+    assert result.success
+    checks = {
+        e.event_specific_data.check_name: e.event_specific_data.passed
+        for e in result.all_events
+        if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+    }
+    assert checks["inputs_complete"] is True
+    january.settle()

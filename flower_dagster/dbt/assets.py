@@ -16,6 +16,7 @@ from typing import Any
 from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetKey,
     AssetsDefinition,
     AssetSpec,
     BackfillPolicy,
@@ -48,6 +49,7 @@ def build_dbt_assets(
 ) -> list[AssetsDefinition]:
     """One AssetsDefinition per grain present in the project, and one for the unpartitioned."""
     translator = FlowerTranslator(grains, repair_condition())
+    managed = frozenset(translator.get_asset_key(manifest["nodes"][uid]) for uid in grains)
     present = [g for g in GRAINS if any(n.grain is g for n in grains.values())]
     definitions = [
         _dbt_multi_asset(
@@ -60,6 +62,7 @@ def build_dbt_assets(
             manifest=manifest,
             grains=grains,
             translator=translator,
+            managed=managed,
         )
         for grain in present
     ]
@@ -75,6 +78,7 @@ def build_dbt_assets(
                 manifest=manifest,
                 grains=grains,
                 translator=translator,
+                managed=managed,
             )
         )
     return definitions
@@ -91,6 +95,7 @@ def _dbt_multi_asset(
     manifest: Mapping[str, Any],
     grains: Mapping[str, NodeGrain],
     translator: FlowerTranslator,
+    managed: frozenset[AssetKey],
 ) -> AssetsDefinition:
     specs, dbt_check_specs = build_dbt_specs(
         translator=translator,
@@ -134,7 +139,7 @@ def _dbt_multi_asset(
         allow_arbitrary_check_specs=True,
     )
     def _dbt_assets(context: AssetExecutionContext, dbt: DbtCliResource):
-        yield from run_dbt_build(context, dbt, grains)
+        yield from run_dbt_build(context, dbt, managed)
 
     return _dbt_assets
 

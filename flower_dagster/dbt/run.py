@@ -36,7 +36,6 @@ from dagster_dbt import DbtCliResource
 from dagster_dbt.asset_utils import DAGSTER_DBT_UNIQUE_ID_METADATA_KEY
 from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
 
-from flower_dagster.dbt.models import NodeGrain
 from flower_dagster.dbt.versions import (
     PartitionReport,
     input_provenance,
@@ -52,10 +51,14 @@ _ENV_LOCK = threading.Lock()
 
 
 def run_dbt_build(
-    context: AssetExecutionContext, dbt: DbtCliResource, grains: Mapping[str, NodeGrain]
+    context: AssetExecutionContext, dbt: DbtCliResource, managed: frozenset[AssetKey]
 ) -> Iterator[Any]:
-    """The body of every flower dbt asset: source check, then `dbt build` over the window."""
-    blocked = yield from _check_inputs(context)
+    """The body of every flower dbt asset: source check, then `dbt build` over the window.
+
+    `managed` holds the asset keys of every dbt node flower-dagster runs: the parents whose
+    partitions the source check looks at.
+    """
+    blocked = yield from _check_inputs(context, managed)
     if blocked:
         raise DbtRunError(
             f"inputs incomplete for partitions {_range_label(context)}; dbt was not run:\n"
@@ -168,7 +171,7 @@ def failure_summary(run_results: Mapping[str, Any], partitions: str) -> str:
 
 
 def _check_inputs(
-    context: AssetExecutionContext,
+    context: AssetExecutionContext, managed: frozenset[AssetKey]
 ) -> Iterator[AssetCheckResult]:
     """Evaluate the selected source checks; return the problems of the blocked partitions."""
     selected = sorted(
@@ -189,6 +192,7 @@ def _check_inputs(
             check_key.asset_key,
             partition_keys,
             built_alongside=context.selected_asset_keys,
+            checked=managed.__contains__,
         )
         bad = {partition: items for partition, items in problems.items() if items}
         listed = sorted({str(item) for items in bad.values() for item in items})

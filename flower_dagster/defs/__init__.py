@@ -1,1 +1,13 @@
-"""Dagster definitions, one module per concern; `flower_dagster.definitions` gathers them."""
+"""Dagster definitions, one module per concern; `build_definitions` gathers them."""
+
+from dagster import Definitions
+
+from flower_dagster.defs.automation import automation_definitions
+from flower_dagster.defs.dbt import dbt_definitions
+from flower_dagster.settings import load_settings
+
+
+def build_definitions() -> Definitions:
+    """Everything flower-dagster defines, for the settings in the environment."""
+    settings = load_settings()
+    return Definitions.merge(dbt_definitions(settings), automation_definitions(settings))
