@@ -2,7 +2,9 @@
 
 flower prepare               parse the dbt project, check every model's flower config
 flower models                list the models with their grain and partition column
+flower impact MODEL PARTITION...  what a repair of those partitions will re-run, what blocks it
 flower demo load [--duckdb]  (re)load the demo warehouse's raw data
+flower demo run              the repair story, told by the real Dagster daemon
 """
 
 from __future__ import annotations
