@@ -10,7 +10,9 @@ UI shows on every evaluation:
 - none of them failed its latest run (a failing blocking dbt test fails the run);
 - nothing it reads, and not itself, is in progress;
 - if its own latest run failed, only new upstream data requests it again: a roll-up that fails
-  is not retried on every tick, the alert takes it from there.
+  is not retried on every tick, the alert takes it from there;
+- no earlier request of it is still unanswered (requested, and neither built nor failed since),
+  so a run that ends in the middle of a tick is not launched a second time.
 
 The trigger compares the per-partition times of the upstream update and of this partition's last
 update (`since`), not tick by tick, so a repair that lands after the roll-up's run finished but
@@ -64,6 +66,13 @@ def repair_condition() -> AutomationCondition:
         ~AutomationCondition.execution_failed()
         | AutomationCondition.any_deps_match(newly_updated).allow(partitioned_assets())
     ).with_label("not failed, or failed and an upstream partition was just updated")
+    # A tick reads new materializations up to the moment it starts, but sees runs finish live:
+    # a run that ends during a tick would look neither in progress nor done. Until a request
+    # is answered by a materialization (or its run fails), it is not made again.
+    request_answered = (
+        ~AutomationCondition.newly_requested().since(newly_updated)
+        | AutomationCondition.execution_failed()
+    ).with_label("no earlier request of it is still unanswered")
     return (
         upstream_updated
         & ~inputs_missing
@@ -71,6 +80,7 @@ def repair_condition() -> AutomationCondition:
         & ~inputs_in_progress
         & ~AutomationCondition.in_progress()
         & own_failure_waits
+        & request_answered
     ).with_label("repair rule: re-run when inputs changed and are complete")
 
 

@@ -68,6 +68,19 @@ def _parser() -> argparse.ArgumentParser:
         help="DuckDB file (default: $FLOWER_DUCKDB_PATH, else dbt_project/state/warehouse.duckdb)",
     )
     load.set_defaults(handler=_demo_load)
+    story = demo_commands.add_parser(
+        "run", help="the repair story, told by the real Dagster daemon on a temporary instance"
+    )
+    story.add_argument(
+        "--workdir", type=Path, default=None, help="keep its files here (default: a temp folder)"
+    )
+    story.add_argument(
+        "--interval", type=int, default=5, help="seconds between automation ticks (default 5)"
+    )
+    story.add_argument(
+        "--timeout", type=int, default=420, help="give up after this many seconds (default 420)"
+    )
+    story.set_defaults(handler=_demo_run)
     return parser
 
 
@@ -130,6 +143,13 @@ def _demo_load(args: argparse.Namespace) -> int:
     counts = load_demo_data(path)
     rows = ", ".join(f"{table} {count}" for table, count in counts.items())
     print(f"loaded demo raw data into {path}: {rows}")
+    return 0
+
+
+def _demo_run(args: argparse.Namespace) -> int:
+    from flower_dagster.demo.story import run_story
+
+    run_story(args.workdir, interval_seconds=args.interval, timeout_seconds=args.timeout)
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 
 from dagster import (
     AssetKey,
@@ -23,6 +24,8 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
+
+from tests.conftest import make_instance
 
 Requested = dict[str, set[str]]
 
@@ -108,3 +111,20 @@ class Automation:
             tags=tags,
             raise_on_error=False,
         )
+
+
+def days(first: str, last: str) -> set[str]:
+    """The ISO dates from first to last, inclusive."""
+    start, end = date.fromisoformat(first), date.fromisoformat(last)
+    return {(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)}
+
+
+def fresh_automation(warehouse, tmp_path_factory, name: str) -> Automation:
+    """A new Dagster instance over `warehouse`, its unpartitioned models built.
+
+    The first evaluation with a fresh cursor requests nothing; it is taken before any data.
+    """
+    automation = Automation(warehouse.defs, make_instance(tmp_path_factory.mktemp(name)))
+    assert automation.tick() == {}
+    assert automation.materialize_unpartitioned()
+    return automation

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,18 @@ class Warehouse:
     def target_dirs(self, run_id: str) -> list[Path]:
         """dagster-dbt's per-invocation target folders of one run (`<op>-<run id[:7]>-<uuid>`)."""
         return sorted((self.project_dir / "target").glob(f"*-{run_id[:7]}-*"))
+
+
+def private_warehouse(
+    warehouse: Warehouse, tmp_path_factory: pytest.TempPathFactory, name: str
+) -> Iterator[Warehouse]:
+    """The session's dbt project with a DuckDB file of its own, for a module that writes many
+    partitions the other modules must not see (use in a module-scoped fixture)."""
+    duckdb_path = tmp_path_factory.mktemp(name) / "warehouse.duckdb"
+    load_demo_data(duckdb_path)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FLOWER_DUCKDB_PATH", str(duckdb_path))
+        yield replace(warehouse, duckdb_path=duckdb_path)
 
 
 @pytest.fixture(scope="session")

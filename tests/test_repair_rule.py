@@ -8,8 +8,7 @@ for real (dbt on DuckDB) before the next tick, as the daemon would.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
 from dagster import AssetKey, AssetSelection, DagsterEventType
@@ -20,43 +19,25 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from flower_dagster.demo.data import change_day, corrupt_day, load_demo_data, repair_day
-from tests.automation_support import Automation
-from tests.conftest import Warehouse, make_instance
+from flower_dagster.demo.data import change_day, corrupt_day, repair_day
+from tests.automation_support import Automation, days, fresh_automation
+from tests.conftest import Warehouse, private_warehouse
 
 pytestmark = pytest.mark.slow
 
 DAILIES = ["fct_orders", "fct_sessions"]
 
 
-def _days(first: str, last: str) -> set[str]:
-    start, end = date.fromisoformat(first), date.fromisoformat(last)
-    return {(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)}
-
-
-def _fresh(warehouse: Warehouse, tmp_path_factory, name: str) -> Automation:
-    automation = Automation(warehouse.defs, make_instance(tmp_path_factory.mktemp(name)))
-    # The first evaluation with a fresh cursor requests nothing; take it before any data.
-    assert automation.tick() == {}
-    assert automation.materialize_unpartitioned()
-    return automation
-
-
 @pytest.fixture(scope="module")
 def own_warehouse(warehouse: Warehouse, tmp_path_factory) -> Iterator[Warehouse]:
-    """The session's dbt project with a DuckDB file of this module's own: these tests write
-    a whole year of partitions, which the other modules must not see."""
-    duckdb_path = tmp_path_factory.mktemp("repair_rule") / "warehouse.duckdb"
-    load_demo_data(duckdb_path)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FLOWER_DUCKDB_PATH", str(duckdb_path))
-        yield replace(warehouse, duckdb_path=duckdb_path)
+    """These tests write many partitions, which the other modules must not see."""
+    yield from private_warehouse(warehouse, tmp_path_factory, "repair_rule")
 
 
 @pytest.fixture(scope="module")
 def january(own_warehouse: Warehouse, tmp_path_factory) -> Iterator[Automation]:
     """Dailies loaded for 2024-01-01 .. 2024-02-06 as one backfill; nothing rolled up yet."""
-    automation = _fresh(own_warehouse, tmp_path_factory, "january")
+    automation = fresh_automation(own_warehouse, tmp_path_factory, "january")
     assert automation.materialize(DAILIES, "2024-01-01", "2024-02-06")
     yield automation
 
@@ -70,7 +51,7 @@ def test_loading_january_requests_exactly_the_complete_weeks_and_months(january)
         # February has only 6 of its 29 days: not requested.
         "agg_monthly_revenue": {"2024-01-01"},
         "agg_monthly_active_users": {"2024-01-01"},
-        "agg_daily_revenue": _days("2024-01-01", "2024-02-06"),
+        "agg_daily_revenue": days("2024-01-01", "2024-02-06"),
     }
     # Week 2024-02-05 has two of its seven days: not requested.
     assert all(run for run in january.run_requested())
@@ -190,35 +171,6 @@ def test_a_changed_repair_makes_its_week_stale_and_an_identical_rerun_does_not(
     january.settle()
     assert status("agg_weekly_revenue", "2024-01-29") == StaleStatus.FRESH
     assert status("agg_monthly_revenue", "2024-01-01") == StaleStatus.FRESH
-
-
-def test_a_year_backfill_rolls_up_once_and_an_old_repair_stays_precise(
-    own_warehouse, tmp_path_factory
-):
-    automation = _fresh(own_warehouse, tmp_path_factory, "year")
-    assert automation.materialize(DAILIES, "2024-01-01", "2024-12-30")
-    merged = automation.settle()
-    counts = automation.requested_counts
-    weeks = {(date(2024, 1, 1) + timedelta(weeks=i)).isoformat() for i in range(52)}
-    months = {date(2024, m, 1).isoformat() for m in range(1, 12)}
-    assert merged["agg_weekly_revenue"] == weeks  # 2024-12-30 week is incomplete
-    assert merged["agg_weekly_active_users"] == weeks
-    assert merged["agg_monthly_revenue"] == months  # December lacks its 31st
-    assert merged["agg_monthly_active_users"] == months
-    assert merged["agg_monthly_peak_week"] == months
-    assert merged["agg_daily_revenue"] == _days("2024-01-01", "2024-12-30")
-    assert set(counts.values()) == {1}
-    # As few runs as the single-run backfill policy allows: one per grain per tick.
-    assert automation.runs == [3, 1]
-
-    # A repair of a day eleven months before the latest one: its own week and month only.
-    assert automation.materialize(["fct_orders"], "2024-01-10")
-    assert automation.settle() == {
-        "agg_weekly_revenue": {"2024-01-08"},
-        "agg_monthly_revenue": {"2024-01-01"},
-        "agg_daily_revenue": {"2024-01-10"},
-    }
-    assert set(automation.requested_counts.values()) == {1}
 
 
 def test_the_source_check_stops_a_manual_run_on_an_incomplete_week(january):

@@ -1,20 +1,24 @@
-"""The repair demo: a broken day, its blocked week and month, the repair, told by the real daemon.
+"""The repair demo: a broken day, its blocked week and month, the repair, with the real daemon.
 
-`run_story` sets up a throw-away warehouse and Dagster instance, starts the real
-`dagster-daemon`, and stages an incident on it:
+`run_story` sets up a throw-away warehouse and Dagster instance, starts the real `dagster-daemon`
+on it, and stages an incident:
 
-1. the unpartitioned models are built (a backfill, run by the daemon's backfill daemon);
-2. one day of raw orders is broken (a replayed ingestion batch: a duplicate order), then
-   January is loaded as three backfills -- the days before that day, the day itself, the days
-   after -- so the bad day fails on its own, as it would under a daily schedule;
-3. the repair rule (the sensor `flower_repair_rule`) rolls up every complete week of January by
-   itself, while the week and month that contain the broken day wait, blocked by it;
-4. the day's raw data is repaired and the day re-run (a one-partition backfill); the rule then
-   launches exactly that week, that month and that day's revenue, once each.
+1. one day of raw orders is broken (a replayed ingestion batch: a duplicate order) and the
+   unpartitioned models are built;
+2. January is loaded in three runs of the daily models -- the days before the broken day, the
+   broken day, the days after -- so the broken day fails on its own, as under a daily schedule
+   (a single-run backfill is one `dbt build` for its whole range: a range holding the bad day
+   would fail every day in it);
+3. the repair rule (the sensor `flower_repair_rule`, evaluated by the daemon) rolls up the
+   complete weeks of January by itself, while the week and the month that contain the broken
+   day stay blocked by it;
+4. the day's raw data is repaired and the day re-run; the rule then launches exactly that week,
+   that month and that day's revenue, once each.
 
-Every run is launched by the daemon: the backfills by its backfill daemon, the roll-ups by the
-sensor. The story ends by itself: the daemon is stopped (its whole process group) on the way
-out, on success, error or timeout. See docs/repair-demo.md.
+The runs done by hand are what an engineer types, `dagster asset materialize --partition-range`
+(one run, in this process); every roll-up is launched by the daemon. The story ends by itself:
+the daemon's process group is stopped on the way out, on success, error or timeout. Why it is
+told this way, and what it prints: docs/repair-demo.md.
 """
 
 from __future__ import annotations
@@ -25,31 +29,29 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import yaml
-from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
-from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
+from dagster import AssetKey, AssetSelection, DagsterInstance, DagsterRunStatus, materialize
 from dagster._core.definitions.partitions.partition_key_range import PartitionKeyRange
-from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
-from dagster._core.scheduler.instigation import InstigatorType, TickStatus
-from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.execution.backfill import BulkActionStatus
+from dagster._core.scheduler.instigation import InstigatorTick, InstigatorType, TickStatus
+from dagster._core.storage.dagster_run import RunRecord
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
-    AUTO_MATERIALIZE_TAG,
     BACKFILL_ID_TAG,
     PARTITION_NAME_TAG,
     SENSOR_NAME_TAG,
 )
-from dagster._core.utils import make_new_backfill_id
 
 from flower_dagster.automation import SENSOR_NAME
 from flower_dagster.dbt.project import FlowerDbtProject
@@ -60,26 +62,34 @@ from flower_dagster.inputs import input_problems
 from flower_dagster.settings import DEMO_DBT_PROJECT_DIR, REPO_ROOT, load_settings
 
 BROKEN_DAY = date(2024, 1, 10)
-MONTH_START = date(2024, 1, 1)
-MONTH_END = date(2024, 1, 31)
+MONTH = (date(2024, 1, 1), date(2024, 1, 31))
 DAILIES = ("fct_orders", "fct_sessions")
-# The roll-ups of fct_orders that read the broken day, and their partitions that contain it.
+# The roll-up partitions built from fct_orders' broken day: blocked until it is repaired.
 BROKEN_ROLLUPS = (
     ("agg_daily_revenue", "2024-01-10"),
     ("agg_weekly_revenue", "2024-01-08"),
     ("agg_monthly_revenue", "2024-01-01"),
 )
 
-STORY_TAG = "flower/demo"
+AUTOMATION = "automation"  # launched by the daemon for the repair rule
+BY_HAND = "by hand"  # a run the story started, as `dagster asset materialize` does
+LOAD = "load"  # started before the repair
+REPAIR = "repair"  # started from the repair on
+
 INSTANCE_TEMPLATE = REPO_ROOT / "dagster_home" / "dagster.yaml"
 PROJECT_COPY_IGNORE = shutil.ignore_patterns("target", "state", "logs", "dbt_packages")
-_FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+STORY_TAG = "flower/demo"  # on the runs by hand: their title
+ASSETS_TAG = "flower/demo-assets"  # on the runs by hand: what they build (no asset selection)
+
+_FINISHED = frozenset(
+    {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+)
 _POLL_SECONDS = 1.0
 _STOP_GRACE_SECONDS = 20.0
 
 
 class StoryError(FlowerError):
-    """The demo did not reach its end in time, or the daemon died on the way."""
+    """The story did not reach its end in time, or the daemon stopped on the way."""
 
 
 @dataclass(frozen=True)
@@ -87,28 +97,24 @@ class TimelineRun:
     """One run of the story: who launched it, what it built, how it ended."""
 
     run_id: str
-    launched_by: str  # "automation" (the repair rule's sensor) or "backfill" (launched by hand)
-    phase: str  # "load" (before the repair) or "repair"
+    launched_by: str  # AUTOMATION or BY_HAND
+    phase: str  # LOAD (created before the repair) or REPAIR
     created_at: datetime
     finished_at: datetime | None
     assets: tuple[str, ...]
-    partitions: tuple[str, ...]  # every partition key the run built, in order
+    partitions: tuple[str, ...]  # every partition key of the run, in order; () unpartitioned
     status: str  # Dagster's run status: SUCCESS, FAILURE, ...
-    backfill_id: str | None
-    title: str | None  # the backfill's title, for runs launched by hand
+    backfill_id: str | None  # set when the daemon ran it as part of a backfill
+    title: str | None  # what the story called the runs it started by hand
 
     @property
     def partition_label(self) -> str:
-        if not self.partitions:
-            return "-"
-        if len(self.partitions) == 1:
-            return self.partitions[0]
-        return f"{self.partitions[0]}..{self.partitions[-1]} ({len(self.partitions)})"
+        return _label(self.partitions)
 
 
 @dataclass(frozen=True)
 class StoryResult:
-    """The story's timeline, for a person (printed) and for a test (these fields)."""
+    """The story's timeline: printed for a person, structured for a test."""
 
     workdir: Path
     daemon_log: Path
@@ -116,20 +122,21 @@ class StoryResult:
     broken_day: date
     repaired_at: datetime
     runs: tuple[TimelineRun, ...]
-    # What blocked each roll-up partition of the broken day before the repair, as printed.
+    # Before the repair: what blocked each roll-up partition of the broken day, keyed
+    # "agg_weekly_revenue 2024-01-08", e.g. ("fct_orders 2024-01-10 (failed)",).
     blocked: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
-    def automation_runs(self, phase: str | None = None) -> list[TimelineRun]:
+    def runs_by(self, launched_by: str, phase: str | None = None) -> list[TimelineRun]:
         return [
             run
             for run in self.runs
-            if run.launched_by == "automation" and (phase is None or run.phase == phase)
+            if run.launched_by == launched_by and (phase is None or run.phase == phase)
         ]
 
     def launched(self, phase: str | None = None) -> dict[str, Counter[str]]:
-        """Per asset, how many times the automation launched each partition (in `phase`)."""
+        """Per asset, how many times the repair rule launched each of its partitions."""
         counts: dict[str, Counter[str]] = {}
-        for run in self.automation_runs(phase):
+        for run in self.runs_by(AUTOMATION, phase):
             for asset in run.assets:
                 counts.setdefault(asset, Counter()).update(run.partitions)
         return counts
@@ -142,107 +149,103 @@ def run_story(
     timeout_seconds: int = 420,
     out: TextIO = sys.stdout,
 ) -> StoryResult:
-    """Tell the repair story on a temporary warehouse with the real daemon; return its timeline.
+    """Tell the repair story with the real dagster-daemon on a temporary warehouse and instance.
 
-    `workdir` holds the dbt project copy, the DuckDB file, DAGSTER_HOME and the daemon's log (a
-    new temporary folder when None; it is kept, for a look at the log). `interval_seconds` is
-    the repair rule's evaluation interval. Raises StoryError when the story has not ended
-    within `timeout_seconds`, with the tail of the daemon's log.
+    `workdir` receives the dbt project copy, the DuckDB file, DAGSTER_HOME, the workspace and the
+    logs (a new temporary folder when None; it is left in place for a look). The repair rule is
+    evaluated every `interval_seconds`. Prints the story to `out` as it goes, then the timeline,
+    and returns it. Raises StoryError, with the end of the daemon's log, when the story has not
+    ended within `timeout_seconds`. The daemon is stopped in every case.
     """
     deadline = time.monotonic() + timeout_seconds
-    root = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="flower-demo-"))
-    root.mkdir(parents=True, exist_ok=True)
     say = _Printer(out)
-
+    root = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="flower-demo-"))
     say(f"flower repair demo in {root}")
     setup = _prepare(root, interval_seconds)
-    say(f"  dbt project copied and parsed, demo raw data loaded into {setup.duckdb_path.name}")
+    say(
+        f"dbt project copied and parsed, demo raw data loaded; the incident: raw orders of "
+        f"{BROKEN_DAY} hold a duplicate order (a replayed ingestion batch)"
+    )
     instance = DagsterInstance.from_config(str(setup.dagster_home))
     daemon: subprocess.Popen[bytes] | None = None
     try:
-        graph = dbt_definitions(setup.settings).resolve_asset_graph()
         daemon = _start_daemon(setup)
-        story = _Story(instance, graph, setup, daemon, deadline, say)
-        say(f"dagster-daemon started (pid {daemon.pid}), repair rule every {interval_seconds}s")
-        story.wait_for_first_tick()
-        result = story.tell()
+        say(f"dagster-daemon started (pid {daemon.pid}); repair rule every {interval_seconds}s")
+        with _routed_output():
+            result = _Story(instance, setup, daemon, deadline, say).tell()
     finally:
         if daemon is not None:
             _stop_daemon(daemon)
+            say("dagster-daemon stopped")
         instance.dispose()
-    say(f"dagster-daemon stopped; its log: {setup.daemon_log}")
     say.timeline(result)
     return result
+
+
+# -- setting up ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class _Setup:
     root: Path
-    project_dir: Path
     duckdb_path: Path
     dagster_home: Path
     workspace: Path
     daemon_log: Path
-    env: Mapping[str, str]
-    settings: object
+    runs_log: Path
+    flower_env: Mapping[str, str]
+    daemon_env: Mapping[str, str]
 
 
 def _prepare(root: Path, interval_seconds: int) -> _Setup:
+    """The dbt project copy (parsed), the warehouse with the broken day, DAGSTER_HOME, workspace."""
+    root.mkdir(parents=True, exist_ok=True)
     project_dir = root / "dbt_project"
-    if project_dir.exists():
-        shutil.rmtree(project_dir)
-    shutil.copytree(DEMO_DBT_PROJECT_DIR, project_dir, ignore=PROJECT_COPY_IGNORE)
-    duckdb_path = root / "warehouse.duckdb"
-    duckdb_path.unlink(missing_ok=True)
     dagster_home = root / "dagster_home"
-    if dagster_home.exists():
-        shutil.rmtree(dagster_home)
+    duckdb_path = root / "warehouse.duckdb"
+    for stale in (project_dir, dagster_home):
+        shutil.rmtree(stale, ignore_errors=True)
+    duckdb_path.unlink(missing_ok=True)
+
+    shutil.copytree(DEMO_DBT_PROJECT_DIR, project_dir, ignore=PROJECT_COPY_IGNORE)
     dagster_home.mkdir()
     shutil.copy(INSTANCE_TEMPLATE, dagster_home / "dagster.yaml")
     workspace = root / "workspace.yaml"
-    workspace.write_text(
-        yaml.safe_dump(
-            {
-                "load_from": [
-                    {
-                        "python_module": {
-                            "module_name": "flower_dagster.definitions",
-                            "location_name": "flower_dagster",
-                            "working_directory": str(REPO_ROOT),
-                        }
-                    }
-                ]
-            },
-            sort_keys=False,
-        )
-    )
+    location = {
+        "module_name": "flower_dagster.definitions",
+        "location_name": "flower_dagster",
+        "working_directory": str(REPO_ROOT),
+    }
+    workspace.write_text(yaml.safe_dump({"load_from": [{"python_module": location}]}))
+
     flower_env = {
         "FLOWER_DBT_PROJECT_DIR": str(project_dir),
         "FLOWER_DUCKDB_PATH": str(duckdb_path),
         "FLOWER_AUTOMATION_INTERVAL_SECONDS": str(interval_seconds),
+        # A window left in the environment would narrow every dbt build of the story.
+        "FLOWER_WINDOW_START": "",
+        "FLOWER_WINDOW_END": "",
     }
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("FLOWER_WINDOW_START", "FLOWER_WINDOW_END", "FLOWER_DBT_TARGET")
-    }
-    env.update(flower_env)
-    env["DAGSTER_HOME"] = str(dagster_home)
-    env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
-    settings = load_settings(env)
-    # dbt reads FLOWER_DUCKDB_PATH from the environment while parsing the profile.
+    # The daemon, its code server and its runs see the demo's settings, and no others.
+    daemon_env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWER_", "DAGSTER_"))}
+    daemon_env.update(flower_env)
+    daemon_env["DAGSTER_HOME"] = str(dagster_home)
+    daemon_env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+
+    # dbt reads FLOWER_DUCKDB_PATH while parsing the profile: parse as the runs will run.
     with _environment(flower_env):
-        FlowerDbtProject.from_settings(settings).parse()
+        FlowerDbtProject.from_settings(load_settings(daemon_env)).parse()
     load_demo_data(duckdb_path)
+    corrupt_day(duckdb_path, BROKEN_DAY)
     return _Setup(
         root=root,
-        project_dir=project_dir,
         duckdb_path=duckdb_path,
         dagster_home=dagster_home,
         workspace=workspace,
         daemon_log=root / "dagster-daemon.log",
-        env=env,
-        settings=settings,
+        runs_log=root / "runs-by-hand.log",
+        flower_env=flower_env,
+        daemon_env=daemon_env,
     )
 
 
@@ -260,14 +263,65 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+class _RoutedStream:
+    """Stands in for sys.stdout or sys.stderr while the story runs: what a run by hand prints
+    (dbt's output, which dagster-dbt echoes; Dagster's console log) goes to its log, the rest of
+    the process prints where it did."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def _target(self) -> TextIO:
+        return getattr(_ROUTES, "log", None) or self._stream
+
+    def write(self, text: str) -> int:
+        return self._target().write(text)
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target(), name)
+
+
+_ROUTES = threading.local()
+_WORKER = "flower demo run by hand: "
+
+
+@contextmanager
+def _routed_output() -> Iterator[None]:
+    saved = sys.stdout, sys.stderr
+    sys.stdout = _RoutedStream(sys.stdout)  # type: ignore[assignment]
+    sys.stderr = _RoutedStream(sys.stderr)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        # A run by hand cut short by the timeout goes on in its thread: its output still
+        # goes to its log (the stand-ins pass everything else through).
+        if not any(t.name.startswith(_WORKER) and t.is_alive() for t in threading.enumerate()):
+            sys.stdout, sys.stderr = saved
+
+
+@contextmanager
+def _output_of_this_thread_to(log: TextIO) -> Iterator[None]:
+    _ROUTES.log = log
+    try:
+        yield
+    finally:
+        _ROUTES.log = None
+
+
+# -- the daemon ------------------------------------------------------------------------------
+
+
 def _start_daemon(setup: _Setup) -> subprocess.Popen[bytes]:
+    """`dagster-daemon run` beside this Python, in a new session (its own process group)."""
     executable = Path(sys.executable).with_name("dagster-daemon")
-    command = [str(executable), "run", "-w", str(setup.workspace)]
     with open(setup.daemon_log, "wb") as log:
         return subprocess.Popen(
-            command,
+            [str(executable), "run", "-w", str(setup.workspace)],
             cwd=setup.root,
-            env=dict(setup.env),
+            env=dict(setup.daemon_env),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -276,137 +330,89 @@ def _start_daemon(setup: _Setup) -> subprocess.Popen[bytes]:
 
 
 def _stop_daemon(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the daemon's process group (code server, run workers), SIGKILL what is left."""
-    group = process.pid  # start_new_session: the daemon leads its own process group
-    try:
-        os.killpg(group, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
+    """SIGTERM the daemon's process group (code server, runs), then SIGKILL what is left."""
+    group = process.pid  # a new session: the daemon leads its process group
+    _signal_group(group, signal.SIGTERM)
     deadline = time.monotonic() + _STOP_GRACE_SECONDS
-    while time.monotonic() < deadline:
-        process.poll()
-        if not _group_alive(group):
-            break
+    while time.monotonic() < deadline and daemon_processes(group):
+        process.poll()  # reap the daemon itself once it exits
         time.sleep(0.2)
-    try:
-        os.killpg(group, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    _signal_group(group, signal.SIGKILL)
     process.wait()
-    while _group_alive(group) and time.monotonic() < deadline + 10:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and daemon_processes(group):
         time.sleep(0.1)
 
 
-def _group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _signal_group(group: int, signum: int) -> None:
+    with suppress(ProcessLookupError):
+        os.killpg(group, signum)
 
 
-def group_processes(group: int) -> list[int]:
-    """The processes still in process group or session `group` (zombies excluded)."""
+def daemon_processes(group: int) -> list[int]:
+    """The live processes in process group or session `group` (Linux /proc; zombies excluded)."""
     pids = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
         except OSError:
             continue
-        # pid (comm) state ppid pgrp session ...: comm may hold spaces, split after it.
+        # "pid (comm) state ppid pgrp session ...": comm may hold spaces, read after it.
         fields = text[text.rfind(")") + 2 :].split()
-        state, pgrp, session = fields[0], int(fields[2]), int(fields[3])
-        if state != "Z" and group in (pgrp, session):
+        if fields[0] != "Z" and group in (int(fields[2]), int(fields[3])):
             pids.append(int(stat.parent.name))
     return pids
 
 
-class _Printer:
-    def __init__(self, out: TextIO) -> None:
-        self._out = out
-        self._start = time.monotonic()
-
-    def __call__(self, message: str) -> None:
-        elapsed = time.monotonic() - self._start
-        print(f"[{elapsed:5.0f}s] {message}", file=self._out, flush=True)
-
-    def timeline(self, result: StoryResult) -> None:
-        print("", file=self._out)
-        print("Timeline", file=self._out)
-        start = min((run.created_at for run in result.runs), default=result.repaired_at)
-        for run in result.runs:
-            offset = (run.created_at - start).total_seconds()
-            who = "repair rule" if run.launched_by == "automation" else "by hand"
-            what = ", ".join(run.assets)
-            print(
-                f"  +{offset:5.0f}s  {run.phase:<6}  {who:<11}  {run.status:<8}  "
-                f"{run.partition_label:<28}  {what}",
-                file=self._out,
-            )
-        print("", file=self._out, flush=True)
+# -- the story -------------------------------------------------------------------------------
 
 
 class _Story:
     def __init__(
         self,
         instance: DagsterInstance,
-        graph: BaseAssetGraph,
         setup: _Setup,
         daemon: subprocess.Popen[bytes],
         deadline: float,
         say: _Printer,
     ) -> None:
         self.instance = instance
-        self.graph = graph
         self.setup = setup
         self.daemon = daemon
         self.deadline = deadline
         self.say = say
-        self.seen: dict[str, DagsterRunStatus] = {}
-        self.backfill_titles: dict[str, str] = {}
+        self.defs = dbt_definitions(load_settings(setup.daemon_env))
+        self.graph = self.defs.resolve_asset_graph()
+        self.reported: dict[str, DagsterRunStatus] = {}
         self.repaired_at: datetime | None = None
 
-    # -- the story ---------------------------------------------------------------------------
-
     def tell(self) -> StoryResult:
-        self.say("building the unpartitioned models (staging views, dim_users)")
-        unpartitioned = [
-            key for key in self.graph.materializable_asset_keys if not self._partitions_def(key)
-        ]
-        self.wait_for_backfills([self.backfill("unpartitioned models", unpartitioned, None)])
-
-        corrupt_day(self.setup.duckdb_path, BROKEN_DAY)
-        self.say(f"incident: raw orders of {BROKEN_DAY} hold a duplicate order (a replayed batch)")
-        keys = [AssetKey(name) for name in DAILIES]
-        before = _days(MONTH_START, BROKEN_DAY - timedelta(days=1))
-        after = _days(BROKEN_DAY + timedelta(days=1), MONTH_END)
-        self.say(
-            "loading January: the days before the incident, the incident day, the days after "
-            "(three backfills of fct_orders and fct_sessions)"
+        # Staging views and dim_users first, while the daemon starts: no rule reads them.
+        self.materialize(
+            "the unpartitioned models", AssetSelection.tag("flower/grain", "unpartitioned")
         )
-        loads = [
-            self.backfill(f"January {before[0]}..{before[-1]}", keys, before),
-            self.backfill(f"January {BROKEN_DAY}", keys, [BROKEN_DAY.isoformat()]),
-            self.backfill(f"January {after[0]}..{after[-1]}", keys, after),
-        ]
-        self.wait_for_backfills(loads)
-        self.wait_until_quiet()
+        self.wait_for(f"the first evaluation of {SENSOR_NAME}", lambda: bool(self._ticks()))
+        self.say(f"{SENSOR_NAME} evaluated once: with a fresh cursor it requests nothing")
 
-        blocked = self.report_blocked()
+        # Only now: what lands before the rule's first evaluation never triggers it.
+        self.say("loading January: the days before the broken day, the broken day, the days after")
+        dailies = AssetSelection.assets(*DAILIES)
+        first, last = MONTH
+        self.materialize("January, before", dailies, first, BROKEN_DAY - timedelta(days=1))
+        self.materialize("January, the broken day", dailies, BROKEN_DAY, BROKEN_DAY)
+        self.materialize("January, after", dailies, BROKEN_DAY + timedelta(days=1), last)
+        self.wait_until_settled()
+        self.say("before the repair:")
+        blocked = self.report_rollups()
 
         repair_day(self.setup.duckdb_path, BROKEN_DAY)
         self.repaired_at = datetime.now().astimezone()
-        self.say(f"repair: the duplicate order of {BROKEN_DAY} removed; re-running that day")
-        self.wait_for_backfills(
-            [self.backfill(f"repair {BROKEN_DAY}", [AssetKey("fct_orders")], [str(BROKEN_DAY)])]
-        )
-        self.wait_for(
-            "the repair rule to re-run the broken day's roll-ups",
-            self._rollups_repaired,
-        )
-        self.wait_until_quiet()
+        self.say(f"repair: the duplicate order of {BROKEN_DAY} removed from the raw orders")
+        self.materialize("the repair", AssetSelection.assets("fct_orders"), BROKEN_DAY, BROKEN_DAY)
+        self.wait_for("the repair rule to rebuild what read the broken day", self._rebuilt)
+        self.wait_until_settled()
+        self.say("after the repair:")
+        self.report_rollups()
         return StoryResult(
             workdir=self.setup.root,
             daemon_log=self.setup.daemon_log,
@@ -417,42 +423,73 @@ class _Story:
             blocked=blocked,
         )
 
-    def report_blocked(self) -> dict[str, tuple[str, ...]]:
-        blocked: dict[str, tuple[str, ...]] = {}
+    def materialize(
+        self,
+        title: str,
+        selection: AssetSelection,
+        first: date | None = None,
+        last: date | None = None,
+    ) -> None:
+        """One run, as `dagster asset materialize --partition-range FIRST...LAST` starts it.
+
+        It runs in a thread of this process so that the story keeps its deadline (a run waits for
+        the warehouse pool's slot as long as a run of the daemon holds it) and keeps reporting.
+        """
+        assets = tuple(sorted(k.to_user_string() for k in selection.resolve(self.graph)))
+        tags = {STORY_TAG: title, ASSETS_TAG: ",".join(assets)}
+        if first is not None and last is not None:
+            tags[ASSET_PARTITION_RANGE_START_TAG] = first.isoformat()
+            tags[ASSET_PARTITION_RANGE_END_TAG] = last.isoformat()
+        self.say(
+            f"by hand: {title}: materialize {', '.join(assets)} [{_label(_days(first, last))}]"
+        )
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                with (
+                    open(self.setup.runs_log, "a") as log,
+                    _output_of_this_thread_to(log),
+                    _environment(self.setup.flower_env),
+                ):
+                    outcome["result"] = materialize(
+                        list(self.defs.assets or []),
+                        selection=selection,
+                        instance=self.instance,
+                        resources=self.defs.resources,
+                        tags=tags,
+                        raise_on_error=False,
+                    )
+            except BaseException as error:  # handed to the story's thread below
+                outcome["error"] = error
+
+        worker = threading.Thread(target=run, name=f"{_WORKER}{title}", daemon=True)
+        worker.start()
+        self.wait_for(f"the run by hand '{title}'", lambda: not worker.is_alive())
+        if "error" in outcome:
+            raise StoryError(f"the run by hand '{title}' could not run") from outcome["error"]
+        result = outcome["result"]
+        self.report_runs()
+        if not result.success:
+            failures = result.get_step_failure_events()
+            error = failures[0].step_failure_data.error if failures else None
+            while error is not None and error.cause is not None:
+                error = error.cause  # Dagster's wrapper first, the step's own error last
+            reason = error.message.strip() if error is not None else "see the run's logs"
+            self.say("  " + reason.replace("\n", "\n  "))
+
+    def report_rollups(self) -> dict[str, tuple[str, ...]]:
+        """Each roll-up partition of the broken day: what blocks it, and its last run."""
+        blocked = {}
         for asset, partition in BROKEN_ROLLUPS:
             problems = input_problems(self.instance, self.graph, AssetKey(asset), [partition])
-            items = tuple(str(p) for p in problems[partition])
+            items = tuple(str(problem) for problem in problems[partition])
             blocked[f"{asset} {partition}"] = items
-            state = f"BLOCKED by {', '.join(items)}" if items else "not blocked"
-            self.say(f"  {asset} {partition}: {state}")
+            state = f"BLOCKED by {', '.join(items)}" if items else "inputs complete"
+            self.say(f"  {asset} {partition}: {state}; {self._last_run(asset, partition)}")
         return blocked
 
-    # -- launching ---------------------------------------------------------------------------
-
-    def backfill(
-        self, title: str, keys: Sequence[AssetKey], partitions: Sequence[str] | None
-    ) -> str:
-        backfill_id = make_new_backfill_id()
-        self.instance.add_backfill(
-            PartitionBackfill.from_asset_partitions(
-                backfill_id=backfill_id,
-                asset_graph=self.graph,
-                partition_names=partitions,
-                asset_selection=list(keys),
-                backfill_timestamp=time.time(),
-                tags={STORY_TAG: "true"},
-                dynamic_partitions_store=self.instance,
-                all_partitions=partitions is None,
-                title=title,
-                description=None,
-                run_config=None,
-            )
-        )
-        self.backfill_titles[backfill_id] = title
-        self.say(f"backfill {backfill_id} requested: {title}")
-        return backfill_id
-
-    # -- waiting -----------------------------------------------------------------------------
+    # -- waiting ---------------------------------------------------------------------------
 
     def wait_for(self, what: str, done: Callable[[], bool]) -> None:
         while True:
@@ -461,150 +498,174 @@ class _Story:
                 return
             if self.daemon.poll() is not None:
                 raise StoryError(
-                    f"dagster-daemon exited (code {self.daemon.returncode}) while waiting for "
-                    f"{what}\n{_tail(self.setup.daemon_log)}"
+                    f"dagster-daemon exited with code {self.daemon.returncode} while the story "
+                    f"waited for {what}; the end of {self.setup.daemon_log}:\n"
+                    + _tail(self.setup.daemon_log)
                 )
             if time.monotonic() > self.deadline:
+                pending = [
+                    f"{r.dagster_run.run_id[:8]} {r.dagster_run.status.value}"
+                    for r in self._runs()
+                    if r.dagster_run.status not in _FINISHED
+                ]
                 raise StoryError(
-                    f"timed out waiting for {what}\n"
-                    f"last lines of {self.setup.daemon_log}:\n{_tail(self.setup.daemon_log)}"
+                    f"the repair demo timed out waiting for {what} (runs not finished: "
+                    f"{', '.join(pending) or 'none'}); the end of {self.setup.daemon_log}:\n"
+                    + _tail(self.setup.daemon_log)
                 )
             time.sleep(_POLL_SECONDS)
 
-    def wait_for_first_tick(self) -> None:
-        self.wait_for(f"the first evaluation of {SENSOR_NAME}", lambda: bool(self._ticks()))
-        self.say(f"{SENSOR_NAME}: first evaluation done (a fresh cursor requests nothing)")
+    def wait_until_settled(self) -> None:
+        """Until nothing runs or waits to run, and the rule, evaluated since, requested nothing."""
 
-    def wait_for_backfills(self, backfill_ids: Sequence[str]) -> None:
-        def finished() -> bool:
-            runs = [r for r in self._runs() if r.tags.get(BACKFILL_ID_TAG) in backfill_ids]
-            launched = {r.tags.get(BACKFILL_ID_TAG) for r in runs}
-            return launched >= set(backfill_ids) and all(r.status in _FINISHED for r in runs)
-
-        self.wait_for("backfills " + ", ".join(backfill_ids), finished)
-
-    def wait_until_quiet(self) -> None:
-        """Until no run or backfill is pending and the rule, evaluated since, requested nothing."""
-
-        def quiet() -> bool:
-            runs = self._runs()
-            if any(run.status not in _FINISHED for run in runs):
+        def settled() -> bool:
+            records = self._runs()
+            if any(r.dagster_run.status not in _FINISHED for r in records):
                 return False
+            # The rule sends multi-partition requests through a backfill, which the daemon's
+            # backfill daemon turns into runs on its next pass.
             for backfill in self.instance.get_backfills(status=BulkActionStatus.REQUESTED):
-                own = [r for r in runs if r.tags.get(BACKFILL_ID_TAG) == backfill.backfill_id]
-                if not own:
+                if not any(
+                    r.dagster_run.tags.get(BACKFILL_ID_TAG) == backfill.backfill_id for r in records
+                ):
                     return False
-            last_end = max(
-                (r.end_time or 0.0 for r in self.instance.get_run_records()), default=0.0
-            )
+            last_end = max((r.end_time or 0.0 for r in records), default=0.0)
             return any(
                 tick.status == TickStatus.SKIPPED and tick.timestamp > last_end
-                for tick in self._ticks(limit=5)
+                for tick in self._ticks(limit=3)
             )
 
-        self.wait_for("the repair rule to settle", quiet)
+        self.wait_for("the repair rule to settle", settled)
 
-    def _rollups_repaired(self) -> bool:
-        assert self.repaired_at is not None
-        after = self.repaired_at.timestamp()
-        done = set()
-        for run in self._runs():
-            if run.tags.get(AUTO_MATERIALIZE_TAG) != "true" or run.status not in _FINISHED:
-                continue
-            record_time = self.instance.get_run_record_by_id(run.run_id)
-            if record_time is None or record_time.create_timestamp.timestamp() < after:
-                continue
-            for asset in run.asset_selection or ():
-                for partition in self._run_partitions(run, asset):
-                    done.add((asset.to_user_string(), partition))
+    def _rebuilt(self) -> bool:
+        done = {
+            (asset, partition)
+            for run in self.timeline()
+            if run.launched_by == AUTOMATION and run.phase == REPAIR and run.finished_at
+            for asset in run.assets
+            for partition in run.partitions
+        }
         return all(item in done for item in BROKEN_ROLLUPS)
 
-    # -- reading the instance ----------------------------------------------------------------
+    # -- reading the instance --------------------------------------------------------------
 
-    def _ticks(self, limit: int | None = None):
+    def _ticks(self, limit: int | None = None) -> list[InstigatorTick]:
+        """The repair rule's finished evaluations, newest first."""
         for state in self.instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
             if state.instigator_name == SENSOR_NAME:
                 ticks = self.instance.get_ticks(
                     state.instigator_origin_id, state.selector_id, limit=limit
                 )
-                return [
-                    tick
-                    for tick in ticks
-                    if tick.status in (TickStatus.SKIPPED, TickStatus.SUCCESS)
-                ]
+                return [t for t in ticks if t.status in (TickStatus.SKIPPED, TickStatus.SUCCESS)]
         return []
 
-    def _runs(self) -> list[DagsterRun]:
-        return list(self.instance.get_runs(RunsFilter()))
+    def _runs(self) -> list[RunRecord]:
+        """Every run record of the story's instance, oldest first."""
+        return sorted(self.instance.get_run_records(), key=lambda r: r.storage_id)
 
-    def _partitions_def(self, key: AssetKey):
-        return self.graph.get(key).partitions_def
+    def _assets(self, record: RunRecord) -> tuple[str, ...]:
+        run = record.dagster_run
+        if ASSETS_TAG in run.tags:
+            return tuple(run.tags[ASSETS_TAG].split(","))
+        return tuple(sorted(k.to_user_string() for k in run.asset_selection or ()))
 
-    def _run_partitions(self, run: DagsterRun, key: AssetKey) -> list[str]:
-        partitions_def = self._partitions_def(key)
+    def _partitions(self, record: RunRecord) -> tuple[str, ...]:
+        """Every partition key a run builds (a range run: each key of its range)."""
+        run = record.dagster_run
+        keys = self._assets(record)
+        partitions_def = self.graph.get(AssetKey(keys[0])).partitions_def if keys else None
         if partitions_def is None:
-            return []
+            return ()
         start = run.tags.get(ASSET_PARTITION_RANGE_START_TAG)
         end = run.tags.get(ASSET_PARTITION_RANGE_END_TAG)
         if start and end:
-            return list(
-                partitions_def.get_partition_keys_in_range(PartitionKeyRange(start, end))
-            )
+            return tuple(partitions_def.get_partition_keys_in_range(PartitionKeyRange(start, end)))
         single = run.tags.get(PARTITION_NAME_TAG)
-        return [single] if single else []
+        return (single,) if single else ()
+
+    def _last_run(self, asset: str, partition: str) -> str:
+        records = [
+            r for r in self._runs() if asset in self._assets(r) and partition in self._partitions(r)
+        ]
+        if not records:
+            return "never launched"
+        run = records[-1].dagster_run
+        who = "the repair rule" if _by_rule(run.tags) else "hand"
+        return f"last run {run.run_id[:8]}, by {who}: {run.status.value}"
 
     def report_runs(self) -> None:
-        for run in reversed(self._runs()):
-            previous = self.seen.get(run.run_id)
+        """Print each run the first time it is seen and when it ends."""
+        for record in self._runs():
+            run = record.dagster_run
+            previous = self.reported.get(run.run_id)
             if previous == run.status:
                 continue
-            self.seen[run.run_id] = run.status
-            assets = ", ".join(sorted(k.to_user_string() for k in run.asset_selection or ()))
-            keys = [k for k in run.asset_selection or ()]
-            partitions = self._run_partitions(run, keys[0]) if keys else []
-            label = _label(partitions)
-            who = self._who(run)
-            if previous is None:
-                self.say(f"  {who} launched run {run.run_id[:8]}: {assets} [{label}]")
+            self.reported[run.run_id] = run.status
+            what = f"{', '.join(self._assets(record))} [{_label(self._partitions(record))}]"
+            if previous is None and _by_rule(run.tags):
+                self.say(f"  repair rule launched run {run.run_id[:8]}: {what}")
             if run.status in _FINISHED:
-                word = {"SUCCESS": "succeeded", "FAILURE": "FAILED"}.get(
-                    run.status.value, run.status.value.lower()
-                )
-                self.say(f"  run {run.run_id[:8]} {word}: {assets} [{label}]")
+                word = {DagsterRunStatus.SUCCESS: "succeeded", DagsterRunStatus.FAILURE: "FAILED"}
+                self.say(f"  run {run.run_id[:8]} {word.get(run.status, 'canceled')}: {what}")
 
-    def _who(self, run: DagsterRun) -> str:
-        if run.tags.get(AUTO_MATERIALIZE_TAG) == "true" or run.tags.get(SENSOR_NAME_TAG):
-            return "repair rule"
-        return "backfill"
-
-    def timeline(self) -> Iterator[TimelineRun]:
-        assert self.repaired_at is not None
-        records = sorted(self.instance.get_run_records(), key=lambda r: r.create_timestamp)
-        for record in records:
+    def timeline(self) -> list[TimelineRun]:
+        runs = []
+        for record in self._runs():
             run = record.dagster_run
-            keys = sorted(run.asset_selection or (), key=lambda k: k.to_user_string())
-            partitions = self._run_partitions(run, keys[0]) if keys else []
-            automation = self._who(run) == "repair rule"
-            backfill_id = run.tags.get(BACKFILL_ID_TAG)
-            yield TimelineRun(
-                run_id=run.run_id,
-                launched_by="automation" if automation else "backfill",
-                phase="repair" if record.create_timestamp >= self.repaired_at else "load",
-                created_at=record.create_timestamp,
-                finished_at=(
-                    datetime.fromtimestamp(record.end_time).astimezone()
-                    if record.end_time
-                    else None
-                ),
-                assets=tuple(k.to_user_string() for k in keys),
-                partitions=tuple(partitions),
-                status=run.status.value,
-                backfill_id=backfill_id,
-                title=self.backfill_titles.get(backfill_id or ""),
+            repair = self.repaired_at is not None and record.create_timestamp >= self.repaired_at
+            finished = record.end_time if run.status in _FINISHED else None
+            runs.append(
+                TimelineRun(
+                    run_id=run.run_id,
+                    launched_by=AUTOMATION if _by_rule(run.tags) else BY_HAND,
+                    phase=REPAIR if repair else LOAD,
+                    created_at=record.create_timestamp.astimezone(),
+                    finished_at=datetime.fromtimestamp(finished).astimezone() if finished else None,
+                    assets=self._assets(record),
+                    partitions=self._partitions(record),
+                    status=run.status.value,
+                    backfill_id=run.tags.get(BACKFILL_ID_TAG),
+                    title=run.tags.get(STORY_TAG),
+                )
             )
+        return runs
 
 
-def _days(first: date, last: date) -> list[str]:
+def _by_rule(tags: Mapping[str, str]) -> bool:
+    # The rule's runs carry its sensor's name, also those it sends through a backfill.
+    return tags.get(SENSOR_NAME_TAG) == SENSOR_NAME
+
+
+# -- printing --------------------------------------------------------------------------------
+
+
+class _Printer:
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.start = time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        print(f"[{time.monotonic() - self.start:4.0f}s] {message}", file=self.out, flush=True)
+
+    def timeline(self, result: StoryResult) -> None:
+        lines = [
+            "",
+            "Timeline: created, phase, who (R: the repair rule, H: by hand), status, seconds from",
+            "created to finished, partitions, assets",
+        ]
+        for run in result.runs:
+            who = "R" if run.launched_by == AUTOMATION else "H"
+            took = (run.finished_at - run.created_at).total_seconds() if run.finished_at else 0
+            lines.append(
+                f"  {run.created_at:%H:%M:%S}  {run.phase:<6}  {who}  {run.status:<7}  "
+                f"{took:3.0f}s  {run.partition_label:<22}  {', '.join(run.assets)}"
+            )
+        print("\n".join(lines), file=self.out, flush=True)
+
+
+def _days(first: date | None, last: date | None) -> list[str]:
+    if first is None or last is None:
+        return []
     return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
