@@ -11,6 +11,7 @@ blocking asset check `inputs_complete` (the source check), evaluated before dbt 
 
 # No `from __future__ import annotations` here: Dagster inspects the `context` annotation.
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from dagster import (
@@ -51,34 +52,31 @@ def build_dbt_assets(
     translator = FlowerTranslator(grains, repair_condition())
     managed = frozenset(translator.get_asset_key(manifest["nodes"][uid]) for uid in grains)
     present = [g for g in GRAINS if any(n.grain is g for n in grains.values())]
+    build = partial(
+        _dbt_multi_asset,
+        settings=settings,
+        project=project,
+        manifest=manifest,
+        grains=grains,
+        translator=translator,
+        managed=managed,
+    )
     definitions = [
-        _dbt_multi_asset(
+        build(
             name=f"dbt_{grain.value}_models",
             select=grain_selector(grain),
             exclude="",
             partitions_def=partitions_for(grain, settings.partition_start, settings.timezone),
-            settings=settings,
-            project=project,
-            manifest=manifest,
-            grains=grains,
-            translator=translator,
-            managed=managed,
         )
         for grain in present
     ]
     if any(n.grain is None for n in grains.values()):
         definitions.append(
-            _dbt_multi_asset(
+            build(
                 name=f"dbt_{UNPARTITIONED}_models",
                 select="fqn:*",
                 exclude=" ".join(grain_selector(g) for g in present),
                 partitions_def=None,
-                settings=settings,
-                project=project,
-                manifest=manifest,
-                grains=grains,
-                translator=translator,
-                managed=managed,
             )
         )
     return definitions

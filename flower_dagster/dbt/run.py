@@ -17,10 +17,7 @@ event per partition, each with a data version derived from the rows dbt wrote th
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from typing import Any
 
 from dagster import (
@@ -43,11 +40,10 @@ from flower_dagster.dbt.versions import (
     partition_materializations,
     versions_by_partition,
 )
+from flower_dagster.environment import environment
 from flower_dagster.errors import DbtRunError
 from flower_dagster.inputs import INPUTS_CHECK_NAME, InputProblem, describe_problems, input_problems
 from flower_dagster.partitions import WINDOW_END_ENV, WINDOW_START_ENV, window_env
-
-_ENV_LOCK = threading.Lock()
 
 
 def run_dbt_build(
@@ -77,7 +73,7 @@ def run_dbt_build(
             f"dbt build for partitions {_range_label(context)}: window "
             f"[{env[WINDOW_START_ENV]}, {env[WINDOW_END_ENV]})"
         )
-    with _environment(env):
+    with environment(env):
         # dagster-dbt copies os.environ into the dbt subprocess when the invocation starts.
         invocation = dbt.cli(["build"], context=context, raise_on_error=False)
 
@@ -274,19 +270,3 @@ def _range_label(context: AssetExecutionContext) -> str:
         return "(unpartitioned)"
     keys = context.partition_key_range
     return keys.start if keys.start == keys.end else f"{keys.start}..{keys.end}"
-
-
-@contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables for the duration of the block, then restore them."""
-    with _ENV_LOCK:
-        previous = {name: os.environ.get(name) for name in values}
-        os.environ.update(values)
-        try:
-            yield
-        finally:
-            for name, value in previous.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value

@@ -57,6 +57,7 @@ from flower_dagster.automation import SENSOR_NAME
 from flower_dagster.dbt.project import FlowerDbtProject
 from flower_dagster.defs.dbt import dbt_definitions
 from flower_dagster.demo.data import corrupt_day, load_demo_data, repair_day
+from flower_dagster.environment import environment
 from flower_dagster.errors import FlowerError
 from flower_dagster.inputs import input_problems
 from flower_dagster.settings import DEMO_DBT_PROJECT_DIR, REPO_ROOT, load_settings
@@ -233,7 +234,7 @@ def _prepare(root: Path, interval_seconds: int) -> _Setup:
     daemon_env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
 
     # dbt reads FLOWER_DUCKDB_PATH while parsing the profile: parse as the runs will run.
-    with _environment(flower_env):
+    with environment(flower_env):
         FlowerDbtProject.from_settings(load_settings(daemon_env)).parse()
     load_demo_data(duckdb_path)
     corrupt_day(duckdb_path, BROKEN_DAY)
@@ -247,20 +248,6 @@ def _prepare(root: Path, interval_seconds: int) -> _Setup:
         flower_env=flower_env,
         daemon_env=daemon_env,
     )
-
-
-@contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 class _RoutedStream:
@@ -450,7 +437,7 @@ class _Story:
                 with (
                     open(self.setup.runs_log, "a") as log,
                     _output_of_this_thread_to(log),
-                    _environment(self.setup.flower_env),
+                    environment(self.setup.flower_env),
                 ):
                     outcome["result"] = materialize(
                         list(self.defs.assets or []),
