@@ -85,13 +85,14 @@ def repair_condition() -> AutomationCondition:
 
 
 def repair_sensor(
-    target: AssetSelection, interval_seconds: int
+    target: AssetSelection, interval_seconds: int, running: bool = True
 ) -> AutomationConditionSensorDefinition:
-    """The daemon's evaluator of the rule, RUNNING from the start (Dagster's default is off)."""
+    """The daemon's evaluator of the rule, RUNNING from the start (Dagster's default is off)
+    unless the environment turns automation off (flower.yaml `environments.<env>.automation`)."""
     return AutomationConditionSensorDefinition(
         SENSOR_NAME,
         target=target,
-        default_status=DefaultSensorStatus.RUNNING,
+        default_status=DefaultSensorStatus.RUNNING if running else DefaultSensorStatus.STOPPED,
         minimum_interval_seconds=interval_seconds,
         description=(
             "Re-runs weekly, monthly and other roll-up partitions once every partition they read "

@@ -1,6 +1,7 @@
 """The `flower` command.
 
 flower prepare               parse the dbt project, check every model's flower config
+flower env                   the resolved settings: environment, dbt target, hour, what is on
 flower models                list the models with their grain and partition column
 flower impact MODEL PARTITION...  what a repair of those partitions will re-run, what blocks it
 flower demo load [--duckdb]  (re)load the demo warehouse's raw data
@@ -35,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
 
     prepare = commands.add_parser("prepare", help="parse the dbt project and check model configs")
     prepare.set_defaults(handler=_prepare)
+
+    env = commands.add_parser("env", help="print the resolved settings and environment")
+    env.set_defaults(handler=_env)
 
     models = commands.add_parser("models", help="list models with their grain")
     models.set_defaults(handler=_models)
@@ -99,6 +103,35 @@ def _prepare(args: argparse.Namespace) -> int:
     summary = ", ".join(f"{count} {label}" for label, count in sorted(counts.items()))
     print(f"dbt project {project.project_dir}: {len(grains)} assets ({summary})")
     print(f"manifest: {project.manifest_path}")
+    return 0
+
+
+def _env(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    environment = settings.environment
+
+    def on(flag: bool) -> str:
+        return "on" if flag else "off"
+
+    rows = [
+        ("environment", f"{environment.name} (FLOWER_ENV)"),
+        ("settings file", str(settings.source or "none: every setting has its default")),
+        ("dbt project", str(settings.dbt_project_dir)),
+        ("dbt profiles", str(settings.dbt_profiles_dir or "dbt's default (~/.dbt)")),
+        ("dbt target", settings.dbt_target or "the profile's default"),
+        ("batch hour", f"{settings.schedule_hour:02d}:00 {settings.timezone}"),
+        ("partitions start", settings.partition_start.isoformat()),
+        ("schedules", on(environment.schedules)),
+        (
+            "automation",
+            f"{on(environment.automation)} (every {settings.automation_interval_seconds} s)",
+        ),
+        ("alerts", on(environment.alerts)),
+        ("warehouse pool", settings.warehouse_pool),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name.ljust(width)}  {value}")
     return 0
 
 

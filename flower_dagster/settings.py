@@ -1,30 +1,147 @@
-"""The settings flower-dagster runs with, validated once into one immutable object.
+"""The settings flower-dagster runs with: `flower.yaml`, validated once into one object.
 
-Today they come from environment variables (FLOWER_*); every bad value stops loading with one
-message naming the variable, the value and what is allowed.
+The file holds the batch hour and time zone, the partition start, the dbt project, the
+automation interval, the warehouse pool and the environments (dev, stage, prod), each with its
+dbt target and whether schedules, automation and alerts run there. Environment variables override
+single values (FLOWER_ENV picks the environment, FLOWER_SCHEDULE_HOUR the hour; see
+`ENV_OVERRIDES`). Every mistake stops loading with one line naming the file or variable, the
+key, the value and what is allowed; all mistakes are listed at once.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from flower_dagster.errors import SettingsError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+DEFAULT_SETTINGS_FILE = REPO_ROOT / "flower.yaml"
 
 DEFAULT_TIMEZONE = "Asia/Seoul"
 DEFAULT_PARTITION_START = date(2024, 1, 1)
+DEFAULT_SCHEDULE_HOUR = 7
 # Every dbt asset claims a slot in this Dagster concurrency pool. The instance limits pools to
 # one slot by default (dagster_home/dagster.yaml), which serializes writes to DuckDB.
 DEFAULT_WAREHOUSE_POOL = "warehouse"
 # How often the daemon evaluates the repair rule (Dagster's default for sensors is 30 s).
 DEFAULT_AUTOMATION_INTERVAL_SECONDS = 30
+DEFAULT_ENVIRONMENT = "dev"
+
+# Environment variable -> the key of flower.yaml it overrides.
+ENV_OVERRIDES: dict[str, str] = {
+    "FLOWER_SCHEDULE_HOUR": "schedule.hour",
+    "FLOWER_TIMEZONE": "schedule.timezone",
+    "FLOWER_PARTITION_START": "partitions.start",
+    "FLOWER_DBT_PROJECT_DIR": "dbt.project_dir",
+    "FLOWER_DBT_PROFILES_DIR": "dbt.profiles_dir",
+    "FLOWER_AUTOMATION_INTERVAL_SECONDS": "automation.interval_seconds",
+    "FLOWER_WAREHOUSE_POOL": "warehouse.pool",
+}
+
+# What is allowed, per key, in the words of the error messages.
+ALLOWED: dict[str, str] = {
+    "schedule.hour": "a whole hour from 0 to 23, e.g. 5, 7 or 8",
+    "schedule.timezone": "an IANA time zone name such as 'Asia/Seoul', 'UTC' or 'Europe/Berlin'",
+    "partitions.start": "a date (YYYY-MM-DD) that is not in the future, e.g. 2024-01-01",
+    "dbt.project_dir": "a folder that holds dbt_project.yml",
+    "dbt.profiles_dir": "a folder that holds profiles.yml (or leave it out for dbt's default)",
+    "automation.interval_seconds": "a whole number of seconds from 1 to 3600",
+    "warehouse.pool": "a non-empty pool name",
+    "environments": "a mapping of environment names to {target, schedules, automation, alerts}",
+    "target": "a target name of the dbt profile (or leave it out for the profile's default)",
+    "schedules": "true or false",
+    "automation": "true or false",
+    "alerts": "true or false",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+
+class _Schedule(_Strict):
+    hour: int = Field(DEFAULT_SCHEDULE_HOUR, ge=0, le=23, strict=True)
+    timezone: str = DEFAULT_TIMEZONE
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone_exists(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("no such time zone") from None
+        return value
+
+
+class _Partitions(_Strict):
+    start: date = DEFAULT_PARTITION_START
+
+    @field_validator("start")
+    @classmethod
+    def _not_in_future(cls, value: date) -> date:
+        if value > date.today():
+            raise ValueError("in the future")
+        return value
+
+
+class _Dbt(_Strict):
+    project_dir: str | None = None
+    profiles_dir: str | None = None
+
+
+class _Automation(_Strict):
+    interval_seconds: int = Field(DEFAULT_AUTOMATION_INTERVAL_SECONDS, ge=1, le=3600, strict=True)
+
+
+class _Warehouse(_Strict):
+    pool: str = Field(DEFAULT_WAREHOUSE_POOL, min_length=1)
+
+
+class _Environment(_Strict):
+    target: str | None = None
+    schedules: bool = Field(False, strict=True)
+    automation: bool = Field(True, strict=True)
+    alerts: bool = Field(False, strict=True)
+
+
+def _default_environments() -> dict[str, _Environment]:
+    return {
+        "dev": _Environment(),
+        "stage": _Environment(),
+        "prod": _Environment(schedules=True, alerts=True),
+    }
+
+
+class _File(_Strict):
+    schedule: _Schedule = Field(default_factory=_Schedule)
+    partitions: _Partitions = Field(default_factory=_Partitions)
+    dbt: _Dbt = Field(default_factory=_Dbt)
+    automation: _Automation = Field(default_factory=_Automation)
+    warehouse: _Warehouse = Field(default_factory=_Warehouse)
+    environments: dict[str, _Environment] = Field(
+        default_factory=_default_environments, min_length=1
+    )
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One environment of flower.yaml: its dbt target and what runs in it."""
+
+    name: str
+    target: str | None
+    schedules: bool
+    automation: bool
+    alerts: bool
 
 
 @dataclass(frozen=True)
@@ -36,6 +153,11 @@ class Settings:
     partition_start: date
     warehouse_pool: str
     automation_interval_seconds: int = DEFAULT_AUTOMATION_INTERVAL_SECONDS
+    schedule_hour: int = DEFAULT_SCHEDULE_HOUR
+    environment: Environment = field(
+        default_factory=lambda: Environment(DEFAULT_ENVIRONMENT, None, False, True, False)
+    )
+    source: Path | None = None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -43,78 +165,160 @@ class Settings:
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Read and validate the settings from `environ` (default: the process environment)."""
+    """Read flower.yaml and the FLOWER_* overrides from `environ` (default: os.environ).
+
+    The file is FLOWER_SETTINGS_FILE if set, else the repository's flower.yaml if there is one;
+    without a file every key has its default.
+    """
     env = os.environ if environ is None else environ
+    path = _settings_path(env)
+    raw = _read_file(path) if path else {}
+    label = path.name if path else "settings"
+    sources: dict[str, str] = {}
+    for variable, key in ENV_OVERRIDES.items():
+        value = env.get(variable)
+        if value:
+            _set(raw, key, _coerce(value))
+            sources[key] = variable
+    try:
+        parsed = _File.model_validate(raw)
+    except ValidationError as error:
+        raise SettingsError(_describe(error, label, sources)) from None
 
-    project_dir = _directory(env, "FLOWER_DBT_PROJECT_DIR", DEMO_DBT_PROJECT_DIR)
-    if not (project_dir / "dbt_project.yml").is_file():
+    base = path.parent if path else REPO_ROOT
+    env_name = env.get("FLOWER_ENV") or DEFAULT_ENVIRONMENT
+    if env_name not in parsed.environments:
         raise SettingsError(
-            f"FLOWER_DBT_PROJECT_DIR={project_dir}: no dbt_project.yml there; "
-            "point it at the folder that holds your dbt project's dbt_project.yml"
+            f"FLOWER_ENV is {env_name!r}; allowed: {', '.join(parsed.environments)} "
+            f"(the environments of {label})"
         )
-    default_profiles = project_dir if (project_dir / "profiles.yml").is_file() else None
-    profiles_dir = _directory(env, "FLOWER_DBT_PROFILES_DIR", default_profiles)
-    if profiles_dir is not None and not (profiles_dir / "profiles.yml").is_file():
-        raise SettingsError(
-            f"FLOWER_DBT_PROFILES_DIR={profiles_dir}: no profiles.yml there; "
-            "point it at the folder that holds profiles.yml, or unset it to use dbt's default"
-        )
-
+    chosen = parsed.environments[env_name]
+    environment = Environment(
+        env_name, chosen.target, chosen.schedules, chosen.automation, chosen.alerts
+    )
+    project_dir = _project_dir(parsed.dbt.project_dir, base, sources, label)
+    profiles_dir = _profiles_dir(parsed.dbt.profiles_dir, project_dir, base, sources, label)
     return Settings(
         dbt_project_dir=project_dir,
         dbt_profiles_dir=profiles_dir,
-        dbt_target=env.get("FLOWER_DBT_TARGET") or None,
-        timezone=_timezone(env.get("FLOWER_TIMEZONE") or DEFAULT_TIMEZONE),
-        partition_start=_start_date(env.get("FLOWER_PARTITION_START")),
-        warehouse_pool=env.get("FLOWER_WAREHOUSE_POOL") or DEFAULT_WAREHOUSE_POOL,
-        automation_interval_seconds=_interval(env.get("FLOWER_AUTOMATION_INTERVAL_SECONDS")),
+        # An environment's target names a target of the file's own dbt project: a project
+        # chosen by FLOWER_DBT_PROJECT_DIR runs its profile's default unless FLOWER_DBT_TARGET.
+        dbt_target=env.get("FLOWER_DBT_TARGET")
+        or (None if "dbt.project_dir" in sources else environment.target),
+        timezone=parsed.schedule.timezone,
+        partition_start=parsed.partitions.start,
+        warehouse_pool=parsed.warehouse.pool,
+        automation_interval_seconds=parsed.automation.interval_seconds,
+        schedule_hour=parsed.schedule.hour,
+        environment=environment,
+        source=path,
     )
 
 
-def _directory(env: Mapping[str, str], name: str, default: Path | None) -> Path | None:
-    raw = env.get(name)
-    if not raw:
-        return default
-    path = Path(raw).expanduser().resolve()
+def _settings_path(env: Mapping[str, str]) -> Path | None:
+    explicit = env.get("FLOWER_SETTINGS_FILE")
+    if explicit:
+        path = Path(explicit).expanduser().resolve()
+        if not path.is_file():
+            raise SettingsError(f"FLOWER_SETTINGS_FILE={explicit}: no such file")
+        return path
+    return DEFAULT_SETTINGS_FILE if DEFAULT_SETTINGS_FILE.is_file() else None
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise SettingsError(f"{path.name}{where}: not valid YAML ({error})") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path.name}: expected a mapping of settings, got {data!r}")
+    return data
+
+
+def _set(raw: dict[str, Any], key: str, value: Any) -> None:
+    section, name = key.split(".")
+    if not isinstance(raw.get(section), dict):
+        raw[section] = {}
+    raw[section][name] = value
+
+
+def _coerce(value: str) -> Any:
+    """Environment values are text; whole numbers become ints so `7` means the hour 7."""
+    stripped = value.strip()
+    return int(stripped) if stripped.isdigit() else stripped
+
+
+def _describe(error: ValidationError, label: str, sources: Mapping[str, str]) -> str:
+    lines = []
+    for item in error.errors():
+        loc = [str(part) for part in item["loc"]]
+        key = ".".join(loc)
+        if item["type"] == "extra_forbidden":
+            parent = loc[:-1]
+            allowed = _fields_at(parent)
+            where = ".".join(parent) or "the top level"
+            lines.append(f"{label}: unknown key {key!r} in {where}; allowed: {', '.join(allowed)}")
+            continue
+        generic = key if not (loc and loc[0] == "environments" and len(loc) == 3) else loc[2]
+        allowed = ALLOWED.get(key) or ALLOWED.get(generic) or item["msg"]
+        source = sources.get(key, f"{label}: {key}")
+        lines.append(f"{source} is {_show(item['input'])}; allowed: {allowed}")
+    return (
+        "\n".join(lines)
+        if len(lines) == 1
+        else "\n".join([f"{len(lines)} settings problems:", *(f"  - {line}" for line in lines)])
+    )
+
+
+def _show(value: Any) -> str:
+    """A value as the person wrote it: dates in ISO form, text quoted."""
+    return repr(value.isoformat()) if isinstance(value, date) else repr(value)
+
+
+def _fields_at(path: list[str]) -> list[str]:
+    model: type[BaseModel] = _File
+    for part in path:
+        if model is _File and part == "environments":
+            return list(_Environment.model_fields)
+        annotation = model.model_fields[part].annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            return list(_Environment.model_fields)
+    return list(model.model_fields)
+
+
+def _project_dir(value: str | None, base: Path, sources: Mapping[str, str], label: str) -> Path:
+    source = sources.get("dbt.project_dir", f"{label}: dbt.project_dir")
+    path = _resolve(value, base) if value else DEMO_DBT_PROJECT_DIR
     if not path.is_dir():
-        raise SettingsError(f"{name}={raw}: no such directory")
+        raise SettingsError(f"{source} is {value!r}: no such directory")
+    if not (path / "dbt_project.yml").is_file():
+        raise SettingsError(
+            f"{source} is {value or str(path)!r}: no dbt_project.yml there; "
+            f"allowed: {ALLOWED['dbt.project_dir']}"
+        )
     return path
 
 
-def _timezone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise SettingsError(
-            f"FLOWER_TIMEZONE={value!r} is not a time zone; use an IANA name such as "
-            "'Asia/Seoul', 'UTC' or 'Europe/Berlin'"
-        ) from None
-    return value
-
-
-def _interval(value: str | None) -> int:
+def _profiles_dir(
+    value: str | None, project_dir: Path, base: Path, sources: Mapping[str, str], label: str
+) -> Path | None:
     if not value:
-        return DEFAULT_AUTOMATION_INTERVAL_SECONDS
-    if not value.strip().isdigit() or not 1 <= int(value) <= 3600:
+        return project_dir if (project_dir / "profiles.yml").is_file() else None
+    source = sources.get("dbt.profiles_dir", f"{label}: dbt.profiles_dir")
+    path = _resolve(value, base)
+    if not path.is_dir():
+        raise SettingsError(f"{source} is {value!r}: no such directory")
+    if not (path / "profiles.yml").is_file():
         raise SettingsError(
-            f"FLOWER_AUTOMATION_INTERVAL_SECONDS={value!r} is not allowed; use a whole number of "
-            "seconds from 1 to 3600 (default 30)"
+            f"{source} is {value!r}: no profiles.yml there; allowed: {ALLOWED['dbt.profiles_dir']}"
         )
-    return int(value)
+    return path
 
 
-def _start_date(value: str | None) -> date:
-    if not value:
-        return DEFAULT_PARTITION_START
-    try:
-        start = date.fromisoformat(value)
-    except ValueError:
-        raise SettingsError(
-            f"FLOWER_PARTITION_START={value!r} is not a date; use YYYY-MM-DD, e.g. 2024-01-01"
-        ) from None
-    if start > date.today():
-        raise SettingsError(
-            f"FLOWER_PARTITION_START={value} is in the future; the first partition must have "
-            "started already"
-        )
-    return start
+def _resolve(value: str, base: Path) -> Path:
+    path = Path(value).expanduser()
+    return (path if path.is_absolute() else base / path).resolve()

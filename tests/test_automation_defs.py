@@ -61,3 +61,15 @@ def test_the_rule_explains_itself_with_labels(defs):
         "an upstream partition's latest run failed",
         "an upstream partition is in progress",
     } <= labels
+
+
+def test_an_environment_without_automation_starts_the_sensor_stopped():
+    from dataclasses import replace
+
+    from flower_dagster.defs.automation import automation_definitions
+    from flower_dagster.settings import load_settings
+
+    settings = load_settings({})
+    off = replace(settings, environment=replace(settings.environment, automation=False))
+    (sensor,) = automation_definitions(off).sensors or []
+    assert sensor.default_status == DefaultSensorStatus.STOPPED

@@ -1,52 +1,184 @@
-"""Settings from the environment: defaults and one clear message per bad value."""
+"""flower.yaml and the FLOWER_* overrides: defaults, environments, one message per mistake."""
 
+import subprocess
+import sys
+import textwrap
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 
 from flower_dagster.errors import SettingsError
-from flower_dagster.settings import DEMO_DBT_PROJECT_DIR, load_settings
+from flower_dagster.settings import DEMO_DBT_PROJECT_DIR, REPO_ROOT, load_settings
 
 
-def test_defaults_point_at_the_demo_project():
+def _file(tmp_path: Path, text: str) -> dict[str, str]:
+    path = tmp_path / "flower.yaml"
+    path.write_text(textwrap.dedent(text))
+    return {"FLOWER_SETTINGS_FILE": str(path)}
+
+
+def _error(env: dict[str, str]) -> str:
+    with pytest.raises(SettingsError) as raised:
+        load_settings(env)
+    return str(raised.value)
+
+
+def test_the_repository_flower_yaml_gives_the_defaults():
     settings = load_settings({})
+    assert settings.source == REPO_ROOT / "flower.yaml"
     assert settings.dbt_project_dir == DEMO_DBT_PROJECT_DIR
     assert settings.dbt_profiles_dir == DEMO_DBT_PROJECT_DIR
-    assert settings.timezone == "Asia/Seoul"
+    assert (settings.schedule_hour, settings.timezone) == (7, "Asia/Seoul")
     assert settings.partition_start == date(2024, 1, 1)
-    assert settings.warehouse_pool == "warehouse"
+    assert settings.environment.name == "dev"
+    assert settings.dbt_target == "duckdb"
+    assert (settings.environment.schedules, settings.environment.alerts) == (False, False)
+    assert settings.environment.automation is True
+    assert (settings.warehouse_pool, settings.automation_interval_seconds) == ("warehouse", 30)
+
+
+def test_flower_env_picks_the_environment_and_its_target():
+    prod = load_settings({"FLOWER_ENV": "prod"})
+    assert prod.dbt_target == "prod"
+    assert (prod.environment.schedules, prod.environment.alerts) == (True, True)
+    assert load_settings({"FLOWER_ENV": "stage"}).dbt_target == "stage"
+
+
+@pytest.mark.parametrize("hour", ["5", "7", "8"])
+def test_the_batch_hour_can_be_overridden(hour):
+    assert load_settings({"FLOWER_SCHEDULE_HOUR": hour}).schedule_hour == int(hour)
+
+
+def test_a_file_sets_the_hour_and_paths_relative_to_itself(tmp_path):
+    project = tmp_path / "analytics"
+    project.mkdir()
+    (project / "dbt_project.yml").write_text("name: analytics\n")
+    env = _file(
+        tmp_path,
+        """
+        schedule: {hour: 5, timezone: Europe/Berlin}
+        dbt: {project_dir: analytics}
+        environments:
+          dev: {target: local}
+        """,
+    )
+    settings = load_settings(env)
+    assert (settings.schedule_hour, settings.timezone) == (5, "Europe/Berlin")
+    assert settings.dbt_project_dir == project
+    assert settings.dbt_profiles_dir is None  # the project has no profiles.yml: dbt's default
+    assert settings.dbt_target == "local"
+
+
+def test_a_project_chosen_by_the_environment_runs_its_profiles_default_target(tmp_path):
+    (tmp_path / "dbt_project.yml").write_text("name: x\n")
+    settings = load_settings({"FLOWER_DBT_PROJECT_DIR": str(tmp_path)})
+    assert settings.dbt_project_dir == tmp_path
+    assert settings.dbt_target is None
+    assert (
+        load_settings(
+            {"FLOWER_DBT_PROJECT_DIR": str(tmp_path), "FLOWER_DBT_TARGET": "ci"}
+        ).dbt_target
+        == "ci"
+    )
+
+
+FUTURE = (date.today() + timedelta(days=3)).isoformat()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "schedule: {hour: 24}",
+            "flower.yaml: schedule.hour is 24; allowed: a whole hour from 0 to 23, e.g. 5, 7 or 8",
+        ),
+        (
+            "schedule: {hour: 7am}",
+            "flower.yaml: schedule.hour is '7am'; allowed: a whole hour from 0 to 23",
+        ),
+        (
+            "schedule: {timezone: Asia/Busan}",
+            "flower.yaml: schedule.timezone is 'Asia/Busan'; allowed: an IANA time zone name",
+        ),
+        (
+            f"partitions: {{start: {FUTURE}}}",
+            f"flower.yaml: partitions.start is '{FUTURE}'",
+        ),
+        (
+            "schedule: {hours: 7}",
+            "flower.yaml: unknown key 'schedule.hours' in schedule; allowed: hour, timezone",
+        ),
+        (
+            "schedules: {hour: 7}",
+            "flower.yaml: unknown key 'schedules' in the top level; allowed: schedule, partitions",
+        ),
+        (
+            "environments: {prod: {target: prod, alert: true}}",
+            "flower.yaml: unknown key 'environments.prod.alert' in environments.prod; "
+            "allowed: target, schedules, automation, alerts",
+        ),
+        (
+            "environments: {prod: {schedules: yes please}}",
+            "flower.yaml: environments.prod.schedules is 'yes please'; allowed: true or false",
+        ),
+        (
+            "automation: {interval_seconds: 0}",
+            "flower.yaml: automation.interval_seconds is 0; allowed: a whole number of seconds",
+        ),
+        ("dbt: {project_dir: nowhere}", "flower.yaml: dbt.project_dir is 'nowhere': no such"),
+        ("schedule: [7]", "flower.yaml: schedule is [7]"),
+        ("schedule: {hour: 7", "flower.yaml line 1: not valid YAML"),
+    ],
+)
+def test_each_mistake_in_the_file_names_the_key_the_value_and_what_is_allowed(
+    tmp_path, text, message
+):
+    assert message in _error(_file(tmp_path, text))
+
+
+def test_all_mistakes_are_listed_at_once(tmp_path):
+    text = "schedule: {hour: 25, timezone: Nowhere/Land}\nautomation: {interval_seconds: -1}"
+    message = _error(_file(tmp_path, text))
+    assert message.startswith("3 settings problems:")
+    assert "schedule.hour is 25" in message and "schedule.timezone is 'Nowhere/Land'" in message
 
 
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"FLOWER_TIMEZONE": "Mars/Olympus"}, "FLOWER_TIMEZONE='Mars/Olympus' is not a time zone"),
-        ({"FLOWER_PARTITION_START": "2024-13-01"}, "FLOWER_PARTITION_START='2024-13-01' is not"),
+        ({"FLOWER_ENV": "qa"}, "FLOWER_ENV is 'qa'; allowed: dev, stage, prod"),
+        ({"FLOWER_SCHEDULE_HOUR": "24"}, "FLOWER_SCHEDULE_HOUR is 24; allowed: a whole hour"),
+        ({"FLOWER_SCHEDULE_HOUR": "7am"}, "FLOWER_SCHEDULE_HOUR is '7am'; allowed: a whole hour"),
         (
-            {"FLOWER_PARTITION_START": (date.today() + timedelta(days=3)).isoformat()},
-            "is in the future",
+            {"FLOWER_TIMEZONE": "Mars/Olympus"},
+            "FLOWER_TIMEZONE is 'Mars/Olympus'; allowed: an IANA",
         ),
-        ({"FLOWER_DBT_PROJECT_DIR": "/nonexistent/flower"}, "FLOWER_DBT_PROJECT_DIR="),
-        ({"FLOWER_AUTOMATION_INTERVAL_SECONDS": "0"}, "from 1 to 3600"),
-        (
-            {"FLOWER_AUTOMATION_INTERVAL_SECONDS": "fast"},
-            "FLOWER_AUTOMATION_INTERVAL_SECONDS='fast'",
-        ),
+        ({"FLOWER_PARTITION_START": "2024-13-01"}, "FLOWER_PARTITION_START is '2024-13-01'"),
+        ({"FLOWER_PARTITION_START": FUTURE}, "that is not in the future"),
+        ({"FLOWER_AUTOMATION_INTERVAL_SECONDS": "fast"}, "FLOWER_AUTOMATION_INTERVAL_SECONDS is"),
+        ({"FLOWER_DBT_PROJECT_DIR": "/nonexistent/flower"}, "FLOWER_DBT_PROJECT_DIR is '/nonex"),
+        ({"FLOWER_SETTINGS_FILE": "/nonexistent/flower.yaml"}, "FLOWER_SETTINGS_FILE=/nonexistent"),
     ],
 )
-def test_bad_values_name_the_variable(env, message):
-    with pytest.raises(SettingsError) as raised:
-        load_settings(env)
-    assert message in str(raised.value)
+def test_each_bad_variable_is_named(env, message):
+    assert message in _error(env)
 
 
-def test_project_dir_without_dbt_project_yml(tmp_path):
-    with pytest.raises(SettingsError) as raised:
-        load_settings({"FLOWER_DBT_PROJECT_DIR": str(tmp_path)})
-    assert "no dbt_project.yml there" in str(raised.value)
+def test_a_project_dir_without_dbt_project_yml(tmp_path):
+    assert "no dbt_project.yml there" in _error({"FLOWER_DBT_PROJECT_DIR": str(tmp_path)})
 
 
-def test_profiles_dir_defaults_to_dbts_own_when_the_project_has_none(tmp_path):
-    (tmp_path / "dbt_project.yml").write_text("name: x\n")
-    settings = load_settings({"FLOWER_DBT_PROJECT_DIR": str(tmp_path)})
-    assert settings.dbt_profiles_dir is None
+def test_dagster_definitions_validate_fails_with_the_message(tmp_path):
+    env = _file(tmp_path, "schedule: {hour: 24}")
+    dagster = Path(sys.executable).with_name("dagster")
+    result = subprocess.run(
+        [str(dagster), "definitions", "validate", "-m", "flower_dagster.definitions"],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **env},
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO_ROOT,
+    )
+    assert result.returncode != 0
+    assert "flower.yaml: schedule.hour is 24" in result.stdout + result.stderr

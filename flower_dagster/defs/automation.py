@@ -10,5 +10,11 @@ from flower_dagster.settings import Settings
 
 def automation_definitions(settings: Settings) -> Definitions:
     return Definitions(
-        sensors=[repair_sensor(AssetSelection.all(), settings.automation_interval_seconds)]
+        sensors=[
+            repair_sensor(
+                AssetSelection.all(),
+                settings.automation_interval_seconds,
+                running=settings.environment.automation,
+            )
+        ]
     )
