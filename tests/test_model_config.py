@@ -110,7 +110,21 @@ def test_missing_partition_column():
 
 def test_unknown_key_is_named():
     (problem,) = _problems(_manifest(_node("m", flower={**DAILY, "partiton": "daily"})))
-    assert "unknown key meta.flower.partiton; allowed: partition, partition_column" in problem
+    assert (
+        "unknown key meta.flower.partiton; allowed: partition, partition_column, schedule_hour"
+        in problem
+    )
+
+
+@pytest.mark.parametrize("hour", [24, "7am", -1, True])
+def test_a_bad_model_schedule_hour(hour):
+    (problem,) = _problems(_manifest(_node("m", flower={**DAILY, "schedule_hour": hour})))
+    assert f"meta.flower.schedule_hour is {hour!r}; allowed: a whole hour from 0 to 23" in problem
+
+
+def test_a_model_schedule_hour_is_read():
+    grains = read_grains(_manifest(_node("m", flower={**DAILY, "schedule_hour": 5})))
+    assert grains["model.p.m"].schedule_hour == 5
 
 
 def test_seed_cannot_be_partitioned():

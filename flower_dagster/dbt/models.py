@@ -27,7 +27,8 @@ from flower_dagster.partitions import GRAINS, Grain
 META_KEY = "flower"
 PARTITION_KEY = "partition"
 PARTITION_COLUMN_KEY = "partition_column"
-ALLOWED_KEYS = (PARTITION_KEY, PARTITION_COLUMN_KEY)
+SCHEDULE_HOUR_KEY = "schedule_hour"
+ALLOWED_KEYS = (PARTITION_KEY, PARTITION_COLUMN_KEY, SCHEDULE_HOUR_KEY)
 # dbt resource types that become Dagster assets.
 ASSET_RESOURCE_TYPES = ("model", "seed", "snapshot")
 # Materializations that keep earlier partitions when a run writes one partition.
@@ -45,6 +46,8 @@ class NodeGrain:
     partition_column: str | None
     # The nearest partitioned ancestors (looking through ephemeral models), as unique ids.
     partitioned_parents: tuple[str, ...] = ()
+    # The model's own batch hour (meta.flower.schedule_hour), instead of flower.yaml's.
+    schedule_hour: int | None = None
 
     @property
     def partitioned(self) -> bool:
@@ -175,7 +178,16 @@ def _node_grain(uid: str, node: Mapping[str, Any], problems: list[str]) -> NodeG
             "of the select), e.g. order_date"
         )
         return None
-    return NodeGrain(uid, node["name"], "model", grain, column.strip())
+    hour = meta.get(SCHEDULE_HOUR_KEY)
+    if hour is not None and (
+        isinstance(hour, bool) or not isinstance(hour, int) or not 0 <= hour <= 23
+    ):
+        problems.append(
+            f"{where}: meta.{META_KEY}.{SCHEDULE_HOUR_KEY} is {hour!r}; allowed: a whole hour "
+            "from 0 to 23 (or leave it out to use the batch hour of flower.yaml)"
+        )
+        return None
+    return NodeGrain(uid, node["name"], "model", grain, column.strip(), schedule_hour=hour)
 
 
 def _partitioned_parents(

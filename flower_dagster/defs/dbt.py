@@ -1,4 +1,5 @@
-"""The dbt project's models, seeds and snapshots as Dagster assets, with the dbt resource."""
+"""The dbt project's models, seeds and snapshots as Dagster assets, with the dbt resource and
+the schedules of the clock-driven models."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from dagster import Definitions
 from flower_dagster.dbt.assets import build_dbt_assets, dbt_resource
 from flower_dagster.dbt.models import read_grains
 from flower_dagster.dbt.project import FlowerDbtProject
+from flower_dagster.dbt.translator import FlowerTranslator
+from flower_dagster.schedules import build_schedules
 from flower_dagster.settings import Settings
 
 
@@ -14,7 +17,11 @@ def dbt_definitions(settings: Settings) -> Definitions:
     project = FlowerDbtProject.from_settings(settings)
     manifest = project.load_manifest()
     grains = read_grains(manifest)
+    translator = FlowerTranslator()
     return Definitions(
         assets=build_dbt_assets(settings, project, manifest, grains),
         resources={"dbt": dbt_resource(project)},
+        schedules=build_schedules(
+            settings, grains, lambda uid: translator.get_asset_key(manifest["nodes"][uid])
+        ),
     )
