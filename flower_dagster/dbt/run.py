@@ -252,7 +252,7 @@ def _release(
     backfill = context.run.tags.get(BACKFILL_ID_TAG)
     return partition_materializations(
         key,
-        versions_by_partition(report, starts),
+        versions_by_partition(report, starts, context.run.run_id),
         code_version=spec.code_version or context.run.run_id,
         provenance=input_provenance(context.instance, [dep.asset_key for dep in spec.deps]),
         metadata=output.metadata,

@@ -65,22 +65,32 @@ def partition_value_key(value: str) -> datetime:
     return datetime.fromisoformat(value.strip().replace("T", " "))
 
 
+@dataclass(frozen=True)
+class PartitionVersion:
+    data_version: str
+    row_count: int | None
+
+
 def versions_by_partition(
-    report: PartitionReport | None, window_starts: Mapping[str, datetime]
-) -> dict[str, str]:
+    report: PartitionReport | None, window_starts: Mapping[str, datetime], run_id: str
+) -> dict[str, PartitionVersion]:
     """The data version of each Dagster partition of a run, from dbt's report.
 
     `window_starts` maps each partition key of the run to its window start (naive wall-clock
-    time). A partition the report does not mention wrote no rows.
+    time). A partition the report does not mention wrote no rows. Without any report (a project
+    whose models lack the `flower_report_partitions` post-hook) every partition gets a version of
+    its own run: each re-run then counts as a change, which is never wrong, only cautious.
     """
-    counts_by_start: dict[datetime, tuple[int, str]] = {}
-    if report is not None:
-        for value, counts in report.partitions.items():
-            counts_by_start[partition_value_key(value)] = counts
-    return {
-        key: content_version(*counts_by_start.get(start, EMPTY_PARTITION))
-        for key, start in window_starts.items()
+    if report is None:
+        return {key: PartitionVersion(f"run-{run_id}", None) for key in window_starts}
+    counts_by_start = {
+        partition_value_key(value): counts for value, counts in report.partitions.items()
     }
+    versions = {}
+    for key, start in window_starts.items():
+        rows, content_hash = counts_by_start.get(start, EMPTY_PARTITION)
+        versions[key] = PartitionVersion(content_version(rows, content_hash), rows)
+    return versions
 
 
 def input_provenance(
@@ -119,7 +129,7 @@ def provenance_tags(
 
 def partition_materializations(
     asset_key: AssetKey,
-    versions: Mapping[str, str],
+    versions: Mapping[str, PartitionVersion],
     code_version: str,
     provenance: Mapping[AssetKey, tuple[DataVersion, int | None]],
     metadata: Mapping[str, Any],
@@ -128,13 +138,16 @@ def partition_materializations(
     """One materialization per partition, each with its own content version."""
     events = []
     for partition_key, version in versions.items():
-        rows = int(version.split("r-", 1)[0])
+        rows = {} if version.row_count is None else {"dagster/row_count": version.row_count}
         events.append(
             AssetMaterialization(
                 asset_key=asset_key,
                 partition=partition_key,
-                metadata={**metadata, "dagster/row_count": rows},
-                tags={**provenance_tags(code_version, version, provenance), **extra_tags},
+                metadata={**metadata, **rows},
+                tags={
+                    **provenance_tags(code_version, version.data_version, provenance),
+                    **extra_tags,
+                },
             )
         )
     return events
