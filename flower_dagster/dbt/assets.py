@@ -47,10 +47,13 @@ def build_dbt_assets(
     project: FlowerDbtProject,
     manifest: Mapping[str, Any],
     grains: Mapping[str, NodeGrain],
+    asset_keys: Mapping[str, AssetKey],
 ) -> list[AssetsDefinition]:
-    """One AssetsDefinition per grain present in the project, and one for the unpartitioned."""
+    """One AssetsDefinition per grain present in the project, and one for the unpartitioned.
+
+    `asset_keys` maps each node of `grains` to its asset key (see `asset_keys_of`)."""
     translator = FlowerTranslator(grains, repair_condition())
-    managed = frozenset(translator.get_asset_key(manifest["nodes"][uid]) for uid in grains)
+    managed = frozenset(asset_keys.values())
     present = [g for g in GRAINS if any(n.grain is g for n in grains.values())]
     build = partial(
         _dbt_multi_asset,
@@ -140,6 +143,14 @@ def _dbt_multi_asset(
         yield from run_dbt_build(context, dbt, managed)
 
     return _dbt_assets
+
+
+def asset_keys_of(
+    manifest: Mapping[str, Any], grains: Mapping[str, NodeGrain]
+) -> dict[str, AssetKey]:
+    """The asset key of every dbt node flower-dagster runs, by unique id."""
+    translator = FlowerTranslator()
+    return {uid: translator.get_asset_key(manifest["nodes"][uid]) for uid in grains}
 
 
 def _unique_id(spec: AssetSpec) -> str:
