@@ -30,16 +30,20 @@ DEFAULT_SETTINGS_FILE = REPO_ROOT / "flower.yaml"
 DEFAULT_TIMEZONE = "Asia/Seoul"
 DEFAULT_PARTITION_START = date(2024, 1, 1)
 DEFAULT_SCHEDULE_HOUR = 7
+# A daily partition not materialized this many hours after the batch hour is late.
+DEFAULT_LATE_AFTER_HOURS = 3
 # Every dbt asset claims a slot in this Dagster concurrency pool. The instance limits pools to
 # one slot by default (dagster_home/dagster.yaml), which serializes writes to DuckDB.
 DEFAULT_WAREHOUSE_POOL = "warehouse"
 # How often the daemon evaluates the repair rule (Dagster's default for sensors is 30 s).
 DEFAULT_AUTOMATION_INTERVAL_SECONDS = 30
 DEFAULT_ENVIRONMENT = "dev"
+PRODUCTION = "prod"
 
 # Environment variable -> the key of flower.yaml it overrides.
 ENV_OVERRIDES: dict[str, str] = {
     "FLOWER_SCHEDULE_HOUR": "schedule.hour",
+    "FLOWER_LATE_AFTER_HOURS": "schedule.late_after_hours",
     "FLOWER_TIMEZONE": "schedule.timezone",
     "FLOWER_PARTITION_START": "partitions.start",
     "FLOWER_DBT_PROJECT_DIR": "dbt.project_dir",
@@ -51,6 +55,7 @@ ENV_OVERRIDES: dict[str, str] = {
 # What is allowed, per key, in the words of the error messages.
 ALLOWED: dict[str, str] = {
     "schedule.hour": "a whole hour from 0 to 23, e.g. 5, 7 or 8",
+    "schedule.late_after_hours": "a whole number of hours from 1 to 23",
     "schedule.timezone": "an IANA time zone name such as 'Asia/Seoul', 'UTC' or 'Europe/Berlin'",
     "partitions.start": "a date (YYYY-MM-DD) that is not in the future, e.g. 2024-01-01",
     "dbt.project_dir": "a folder that holds dbt_project.yml",
@@ -71,6 +76,7 @@ class _Strict(BaseModel):
 
 class _Schedule(_Strict):
     hour: int = Field(DEFAULT_SCHEDULE_HOUR, ge=0, le=23, strict=True)
+    late_after_hours: int = Field(DEFAULT_LATE_AFTER_HOURS, ge=1, le=23, strict=True)
     timezone: str = DEFAULT_TIMEZONE
 
     @field_validator("timezone")
@@ -154,6 +160,7 @@ class Settings:
     warehouse_pool: str
     automation_interval_seconds: int = DEFAULT_AUTOMATION_INTERVAL_SECONDS
     schedule_hour: int = DEFAULT_SCHEDULE_HOUR
+    late_after_hours: int = DEFAULT_LATE_AFTER_HOURS
     environment: Environment = field(
         default_factory=lambda: Environment(DEFAULT_ENVIRONMENT, None, False, True, False)
     )
@@ -185,6 +192,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     except ValidationError as error:
         raise SettingsError(_describe(error, label, sources)) from None
 
+    _guard_production(parsed.environments, label)
     base = path.parent if path else REPO_ROOT
     env_name = env.get("FLOWER_ENV") or DEFAULT_ENVIRONMENT
     if env_name not in parsed.environments:
@@ -210,9 +218,24 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         warehouse_pool=parsed.warehouse.pool,
         automation_interval_seconds=parsed.automation.interval_seconds,
         schedule_hour=parsed.schedule.hour,
+        late_after_hours=parsed.schedule.late_after_hours,
         environment=environment,
         source=path,
     )
+
+
+def _guard_production(environments: Mapping[str, _Environment], label: str) -> None:
+    """No other environment may name prod's dbt target: dev and stage never write prod data."""
+    prod = environments.get(PRODUCTION)
+    if prod is None or prod.target is None:
+        return
+    for name, chosen in environments.items():
+        if name != PRODUCTION and chosen.target == prod.target:
+            raise SettingsError(
+                f"{label}: environments.{name}.target is {chosen.target!r}, the target of "
+                f"{PRODUCTION}; allowed: a target of its own, so {name} never writes "
+                "production data"
+            )
 
 
 def _settings_path(env: Mapping[str, str]) -> Path | None:

@@ -107,7 +107,17 @@ FUTURE = (date.today() + timedelta(days=3)).isoformat()
         ),
         (
             "schedule: {hours: 7}",
-            "flower.yaml: unknown key 'schedule.hours' in schedule; allowed: hour, timezone",
+            "flower.yaml: unknown key 'schedule.hours' in schedule; "
+            "allowed: hour, late_after_hours, timezone",
+        ),
+        (
+            "schedule: {late_after_hours: 0}",
+            "flower.yaml: schedule.late_after_hours is 0; allowed: a whole number of hours",
+        ),
+        (
+            "environments: {prod: {target: prod}, stage: {target: prod}}",
+            "flower.yaml: environments.stage.target is 'prod', the target of prod; "
+            "allowed: a target of its own, so stage never writes production data",
         ),
         (
             "schedules: {hour: 7}",
