@@ -11,13 +11,12 @@ flower demo run              the repair story, told by the real Dagster daemon
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from flower_dagster.errors import FlowerError
-from flower_dagster.settings import load_settings
+from flower_dagster.settings import Settings, load_settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -69,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
         "--duckdb",
         type=Path,
         default=None,
-        help="DuckDB file (default: $FLOWER_DUCKDB_PATH, else dbt_project/state/warehouse.duckdb)",
+        help="DuckDB file (default: the file of the environment's dbt target, see `flower env`)",
     )
     load.set_defaults(handler=_demo_load)
     story = demo_commands.add_parser(
@@ -85,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", type=int, default=420, help="give up after this many seconds (default 420)"
     )
     story.set_defaults(handler=_demo_run)
+
     return parser
 
 
@@ -119,6 +119,7 @@ def _env(args: argparse.Namespace) -> int:
         ("dbt project", str(settings.dbt_project_dir)),
         ("dbt profiles", str(settings.dbt_profiles_dir or "dbt's default (~/.dbt)")),
         ("dbt target", settings.dbt_target or "the profile's default"),
+        ("writes to", _writes_to(settings)),
         ("batch hour", f"{settings.schedule_hour:02d}:00 {settings.timezone}"),
         ("partitions start", settings.partition_start.isoformat()),
         ("schedules", on(environment.schedules)),
@@ -133,6 +134,19 @@ def _env(args: argparse.Namespace) -> int:
     for name, value in rows:
         print(f"{name.ljust(width)}  {value}")
     return 0
+
+
+def _writes_to(settings: Settings) -> str:
+    """The resolved target's adapter, file or host, and schema (or why it cannot be told)."""
+    from flower_dagster.dbt.profile import resolve_target
+
+    try:
+        target = resolve_target(
+            settings.dbt_project_dir, settings.dbt_profiles_dir, settings.dbt_target
+        )
+    except FlowerError as error:
+        return f"unknown: {error}"
+    return f"{target.location} (target {target.name} of profile {target.profile})"
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -165,13 +179,21 @@ def _impact(args: argparse.Namespace) -> int:
 
 
 def _demo_load(args: argparse.Namespace) -> int:
+    from flower_dagster.dbt.profile import resolve_target
     from flower_dagster.demo.data import load_demo_data
 
     settings = load_settings()
-    path = args.duckdb or Path(
-        os.environ.get("FLOWER_DUCKDB_PATH")
-        or settings.dbt_project_dir / "state" / "warehouse.duckdb"
-    )
+    path = args.duckdb
+    if path is None:
+        target = resolve_target(
+            settings.dbt_project_dir, settings.dbt_profiles_dir, settings.dbt_target
+        )
+        if target.type != "duckdb" or target.path is None:
+            raise FlowerError(
+                f"the demo data loads into DuckDB, but target {target.name} of profile "
+                f"{target.profile} is {target.location}; pass --duckdb FILE"
+            )
+        path = target.path
     path.parent.mkdir(parents=True, exist_ok=True)
     counts = load_demo_data(path)
     rows = ", ".join(f"{table} {count}" for table, count in counts.items())

@@ -192,6 +192,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     except ValidationError as error:
         raise SettingsError(_describe(error, label, sources)) from None
 
+    if parsed.schedule.hour + parsed.schedule.late_after_hours > 23:
+        hour_source = sources.get("schedule.hour", f"{label}: schedule.hour")
+        late_source = sources.get("schedule.late_after_hours", "schedule.late_after_hours")
+        raise SettingsError(
+            f"{hour_source} is {parsed.schedule.hour} and {late_source} is "
+            f"{parsed.schedule.late_after_hours}: the late-data deadline would pass midnight; "
+            "allowed: hour + late_after_hours of at most 23"
+        )
     _guard_production(parsed.environments, label)
     base = path.parent if path else REPO_ROOT
     env_name = env.get("FLOWER_ENV") or DEFAULT_ENVIRONMENT

@@ -16,6 +16,8 @@ ROLLUPS = {
     "agg_monthly_revenue",
     "agg_monthly_active_users",
     "agg_monthly_peak_week",
+    # A daily built from the 24 hours of an hourly model.
+    "agg_daily_traffic",
 }
 
 

@@ -58,6 +58,7 @@ def test_every_demo_model_is_an_asset_named_after_it_with_its_grains_partitions(
     assert set(models) <= keys
     expected_classes = {
         None: None,
+        "hourly": "HourlyPartitionsDefinition",
         "daily": "DailyPartitionsDefinition",
         "weekly": "WeeklyPartitionsDefinition",
         "monthly": "MonthlyPartitionsDefinition",
@@ -67,7 +68,7 @@ def test_every_demo_model_is_an_asset_named_after_it_with_its_grains_partitions(
         actual = type(partitions).__name__ if partitions is not None else None
         assert actual == expected_classes[grain], name
     # The demo covers every grain it promises, and an unpartitioned dimension.
-    assert {"daily", "weekly", "monthly", None} <= set(models.values())
+    assert {"hourly", "daily", "weekly", "monthly", None} <= set(models.values())
 
 
 def test_weekly_partition_reads_its_seven_days(warehouse):
@@ -237,7 +238,7 @@ def test_weekly_and_monthly_rollups_read_their_whole_window(warehouse):
 
 def test_grain_tag_selects_exactly_each_grains_models(warehouse):
     graph = warehouse.defs.resolve_asset_graph()
-    for grain in ("daily", "weekly", "monthly", "unpartitioned"):
+    for grain in ("hourly", "daily", "weekly", "monthly", "unpartitioned"):
         selected = AssetSelection.tag("flower/grain", grain).resolve(graph)
         expected = {
             key

@@ -77,6 +77,29 @@ def test_the_schedule_keeps_its_hour_across_daylight_saving_time(warehouse):
     assert _tick(defs, name, datetime(2024, 10, 28, 7, tzinfo=BERLIN))[0][0] == "2024-10-27"
 
 
+def test_the_hourly_schedule_runs_the_hour_that_has_just_closed(warehouse):
+    defs = dbt_definitions(load_settings(_env(warehouse)))
+    name = "hourly_models_every_hour_kst"
+    schedule = defs.get_schedule_def(name)
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 * * * *", "Asia/Seoul")
+    hourly = {AssetKey("agg_hourly_traffic")}
+    # Midnight in Seoul is 15:00 UTC the day before: the hour that closed is 23:00 KST.
+    assert _tick(defs, name, datetime(2024, 1, 10, 0, tzinfo=SEOUL)) == [
+        ("2024-01-09-23:00", hourly)
+    ]
+    assert _tick(defs, name, datetime(2024, 3, 1, 10, tzinfo=SEOUL)) == [
+        ("2024-03-01-09:00", hourly)
+    ]
+    # The daily roll-up of those hours is not clock-driven: the repair rule builds it.
+    assert not any(
+        AssetKey("agg_daily_traffic") in job_keys
+        for s in defs.schedules or []
+        for job_keys in [
+            set(defs.resolve_job_def(f"{s.name}_job").asset_layer.executable_asset_keys)
+        ]
+    )
+
+
 def test_schedules_run_only_where_the_environment_says(warehouse):
     dev = load_settings(_env(warehouse))
     prod = replace(dev, environment=Environment("prod", None, True, True, True))

@@ -1,5 +1,5 @@
-"""The dbt project's models, seeds and snapshots as Dagster assets, with the dbt resource and
-the schedules of the clock-driven models."""
+"""The dbt project's models, seeds and snapshots as Dagster assets, with the dbt resource, the
+schedules of the clock-driven models and the late-data checks of the daily ones."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dagster import Definitions
 from flower_dagster.dbt.assets import asset_keys_of, build_dbt_assets, dbt_resource
 from flower_dagster.dbt.models import read_grains
 from flower_dagster.dbt.project import FlowerDbtProject
+from flower_dagster.late_data import late_data_checks, late_data_sensor
 from flower_dagster.schedules import build_schedules
 from flower_dagster.settings import Settings
 
@@ -17,8 +18,11 @@ def dbt_definitions(settings: Settings) -> Definitions:
     manifest = project.load_manifest()
     grains = read_grains(manifest)
     asset_keys = asset_keys_of(manifest, grains)
+    late_checks = late_data_checks(settings, grains, asset_keys)
     return Definitions(
         assets=build_dbt_assets(settings, project, manifest, grains, asset_keys),
+        asset_checks=late_checks,
         resources={"dbt": dbt_resource(project)},
         schedules=build_schedules(settings, grains, asset_keys.__getitem__),
+        sensors=[late_data_sensor(settings, late_checks)] if late_checks else [],
     )
