@@ -179,8 +179,21 @@ def test_a_project_dir_without_dbt_project_yml(tmp_path):
     assert "no dbt_project.yml there" in _error({"FLOWER_DBT_PROJECT_DIR": str(tmp_path)})
 
 
-def test_dagster_definitions_validate_fails_with_the_message(tmp_path):
-    env = _file(tmp_path, "schedule: {hour: 24}")
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("text", "variables", "message"),
+    [
+        ("schedule: {hour: 24}", {}, "flower.yaml: schedule.hour is 24"),
+        ("schedule: {hour: 7am}", {}, "flower.yaml: schedule.hour is '7am'"),
+        ("schedule: {timezone: Asia/Busan}", {}, "flower.yaml: schedule.timezone is 'Asia/Busan'"),
+        (f"partitions: {{start: {FUTURE}}}", {}, f"flower.yaml: partitions.start is '{FUTURE}'"),
+        ("schedule: {hours: 7}", {}, "flower.yaml: unknown key 'schedule.hours' in schedule"),
+        ("", {"FLOWER_ENV": "qa"}, "FLOWER_ENV is 'qa'; allowed: dev, stage, prod"),
+        ("", {"FLOWER_SCHEDULE_HOUR": "7am"}, "FLOWER_SCHEDULE_HOUR is '7am'; allowed: a whole"),
+    ],
+)
+def test_dagster_definitions_validate_fails_with_the_message(tmp_path, text, variables, message):
+    env = {**_file(tmp_path, text), **variables}
     dagster = Path(sys.executable).with_name("dagster")
     result = subprocess.run(
         [str(dagster), "definitions", "validate", "-m", "flower_dagster.definitions"],
@@ -191,4 +204,4 @@ def test_dagster_definitions_validate_fails_with_the_message(tmp_path):
         cwd=REPO_ROOT,
     )
     assert result.returncode != 0
-    assert "flower.yaml: schedule.hour is 24" in result.stdout + result.stderr
+    assert message in result.stdout + result.stderr
