@@ -10,7 +10,8 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # Two workers, one test file each at a time: every worker builds its own demo warehouse.
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: help setup prepare demo-data dev demo test test-fast lint format constraints clean
+.PHONY: help setup prepare demo-data dev demo test test-fast lint format constraints clean \
+	lint-models pr-body ci-base-manifest ci-build-modified
 
 help:
 	@echo "make dev        set up, build the dbt manifest, load the demo data, start Dagster at http://$(HOST):$(PORT)"
@@ -18,6 +19,8 @@ help:
 	@echo "make test       set up and run the whole test suite (with lint)"
 	@echo "make test-fast  the tests without the slow end-to-end suites"
 	@echo "make lint       ruff check and ruff format --check"
+	@echo "make lint-models  flower lint of the dbt models (CHANGED_SINCE=origin/main, LINT_FORMAT=github)"
+	@echo "make pr-body PR_BODY_FILE=body.md   check a PR description against the PR template"
 
 # The venv is rebuilt when the dependency list changes.
 $(BIN)/.installed: pyproject.toml constraints.txt
@@ -48,6 +51,35 @@ lint: setup
 format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# `flower lint` (docs/lint.md). CI: make lint-models CHANGED_SINCE=origin/main LINT_FORMAT=github
+CHANGED_SINCE ?=
+LINT_FORMAT ?= text
+lint-models: setup
+	$(BIN)/flower lint $(if $(CHANGED_SINCE),--changed-since $(CHANGED_SINCE)) --format $(LINT_FORMAT)
+
+PR_BODY_FILE ?= pr_body.md
+pr-body: setup
+	$(BIN)/flower lint --pr-body $(PR_BODY_FILE) --format $(LINT_FORMAT)
+
+# `dbt build --select state:modified+` compares the project with a manifest of what is deployed.
+# That state is the manifest of the merge base with BASE (main is what is deployed), parsed
+# from a git worktree of that commit, so CI needs no artifact store. The build runs on a fresh
+# DuckDB with the demo raw data; `+state:modified+` also builds the modified models' parents,
+# which an empty warehouse does not have yet.
+BASE ?= origin/main
+CI_DIR ?= /tmp/flower-ci-state
+DBT_DIR := $(CURDIR)/dbt_project
+ci-base-manifest: setup
+	rm -rf $(CI_DIR) && mkdir -p $(CI_DIR)
+	git worktree add --detach $(CI_DIR)/base $$(git merge-base $(BASE) HEAD)
+	cd $(CI_DIR)/base/dbt_project && $(BIN)/dbt parse --target-path $(CI_DIR)/state --profiles-dir $(DBT_DIR) --quiet
+	git worktree remove --force $(CI_DIR)/base
+
+ci-build-modified: ci-base-manifest
+	FLOWER_DUCKDB_PATH=$(CI_DIR)/warehouse.duckdb $(BIN)/flower demo load
+	cd $(DBT_DIR) && FLOWER_DUCKDB_PATH=$(CI_DIR)/warehouse.duckdb $(BIN)/dbt build \
+	  --select +state:modified+ --state $(CI_DIR)/state --profiles-dir $(DBT_DIR) --target-path $(CI_DIR)/target
 
 # pytest exits 5 when it collected no test: that is a failure here, said plainly.
 test: setup lint

@@ -6,6 +6,7 @@ flower models                list the models with their grain and partition colu
 flower impact MODEL PARTITION...  what a repair of those partitions will re-run, what blocks it
 flower demo load [--duckdb]  (re)load the demo warehouse's raw data
 flower demo run              the repair story, told by the real Dagster daemon
+flower lint [PATH...]        check models against the review rules (docs/lint.md); --pr-body FILE
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from flower_dagster.errors import FlowerError
+from flower_dagster.lint.cli import register as register_lint
 from flower_dagster.settings import Settings, load_settings
 
 
@@ -85,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     story.set_defaults(handler=_demo_run)
 
+    register_lint(commands)
     return parser
 
 

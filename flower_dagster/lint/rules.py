@@ -1,0 +1,564 @@
+"""The lint rules: each model's rendered, parsed SQL and its config in, findings out.
+
+FL001 partition window        FL005 finer than a partitioned parent
+FL002 partition column        FL006 owner, description, own properties file
+FL003 relation without ref    FL007 YAML problem or conflict (read in project.py)
+FL004 ephemeral misuse        FL008 cannot parse (Jinja or SQL)
+
+A `Linter` renders and parses each model once (a model's ephemeral parents are analysed when
+a child needs them) and applies the rules; docs/lint.md shows each rule's wrong and right form.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+
+from flower_dagster.lint import sql
+from flower_dagster.lint.findings import Finding
+from flower_dagster.lint.project import Model, Project, merge_config
+from flower_dagster.lint.render import (
+    MACRO_PREFIX,
+    REF_PREFIX,
+    SOURCE_PREFIX,
+    THIS_MARKER,
+    RelationCall,
+    Rendered,
+    Renderer,
+    RenderError,
+)
+
+# The grains of flower_dagster.partitions.Grain, finest first (kept here so that linting does
+# not import Dagster; tests/test_lint.py checks that both agree).
+GRAIN_RANK = {"hourly": 0, "daily": 1, "weekly": 2, "monthly": 3}
+PARTITIONABLE = "incremental"
+
+
+@dataclass(frozen=True)
+class Flower:
+    """A model's partitioning as its config states it."""
+
+    grain: str | None  # lower case, as written
+    partition_column: str | None
+    materialized: str | None
+
+    @property
+    def partitioned(self) -> bool:
+        return self.grain is not None
+
+    @property
+    def rank(self) -> int | None:
+        return GRAIN_RANK.get(self.grain or "")
+
+
+def flower_of(config: Mapping[str, Any]) -> Flower:
+    meta = config.get("meta") or {}
+    flower = meta.get("flower") if isinstance(meta, Mapping) else None
+    flower = flower if isinstance(flower, Mapping) else {}
+    grain = flower.get("partition")
+    column = flower.get("partition_column")
+    return Flower(
+        str(grain).lower() if grain else None,
+        str(column).strip() if column else None,
+        str(config.get("materialized")) if config.get("materialized") else None,
+    )
+
+
+@dataclass
+class Analysis:
+    model: Model
+    config: dict[str, Any]
+    rendered: Rendered | None = None
+    tree: exp.Expression | None = None
+    error: Finding | None = None
+
+    @property
+    def flower(self) -> Flower:
+        return flower_of(self.config)
+
+    def reads(self) -> Iterator[tuple[RelationCall, exp.Table]]:
+        """Each ref()/source() relation read in a FROM/JOIN, with its call."""
+        if self.tree is None or self.rendered is None:
+            return
+        for table in sql.relations(self.tree):
+            call = self.rendered.relations.get(table.name)
+            if call is not None and not table.args.get("db"):
+                yield call, table
+
+
+class Linter:
+    def __init__(self, project: Project, dialect: str = "duckdb"):
+        self.project = project
+        self.dialect = dialect
+        self.renderer = Renderer(project.name, project.macro_files, project.vars, dialect)
+        self._analyses: dict[str, Analysis] = {}
+        self._lines: dict[Path, list[str]] = {}
+        self.has_packages = any(
+            (project.root / name).is_file() for name in ("packages.yml", "dependencies.yml")
+        )
+
+    # -- analysis ---------------------------------------------------------------------------
+
+    def analyse(self, name: str) -> Analysis:
+        if name in self._analyses:
+            return self._analyses[name]
+        model = self.project.models[name]
+        base = model.base_config()
+        analysis = Analysis(model, base)
+        self._analyses[name] = analysis
+        if model.text is None:
+            return analysis
+        try:
+            rendered = self.renderer.render(name, model.text, base, str(model.path))
+        except RenderError as error:
+            analysis.error = Finding(model.path, error.line or 1, 1, "FL008", str(error))
+            return analysis
+        analysis.rendered = rendered
+        analysis.config = merge_config(base, rendered.config)
+        if not rendered.sql.strip() or _only_comments(rendered.sql):
+            return analysis
+        try:
+            analysis.tree = sqlglot.parse_one(rendered.sql, read=self.dialect)
+        except sqlglot.errors.ParseError as error:
+            detail = error.errors[0] if error.errors else {}
+            offset = _offset_of_line_col(
+                rendered.sql, int(detail.get("line") or 1), int(detail.get("col") or 1)
+            )
+            line, col = rendered.position(offset)
+            description = str(detail.get("description") or error).split(". Line")[0]
+            analysis.error = Finding(
+                model.path,
+                line,
+                col,
+                "FL008",
+                f"SQL ({self.dialect}) does not parse: {_without_markers(description)}",
+            )
+        except sqlglot.errors.SqlglotError as error:
+            analysis.error = Finding(model.path, 1, 1, "FL008", f"SQL does not parse: {error}")
+        return analysis
+
+    # -- the rules --------------------------------------------------------------------------
+
+    def lint_model(self, name: str) -> list[Finding]:
+        analysis = self.analyse(name)
+        findings = self._properties(analysis)
+        if analysis.error is not None:
+            return [*findings, analysis.error]
+        flower = analysis.flower
+        if flower.partitioned and flower.materialized == "ephemeral":
+            findings.append(
+                self._at_config(
+                    analysis,
+                    "FL004",
+                    f"ephemeral model '{name}' carries the grain '{flower.grain}': an ephemeral "
+                    "model is inlined into its readers and has no partitions of its own",
+                )
+            )
+        if analysis.tree is None:
+            return findings
+        findings += self._relations(analysis)
+        if flower.partitioned and flower.materialized != "ephemeral":
+            findings += self._partition_column(analysis)
+            findings += self._inputs(analysis)
+        return findings
+
+    def _relations(self, analysis: Analysis) -> list[Finding]:
+        """FL003: every FROM/JOIN relation is a ref(), a source() or a CTE visible there."""
+        assert analysis.tree is not None and analysis.rendered is not None
+        findings: list[Finding] = []
+        cte_names = {cte.alias.lower() for cte in analysis.tree.find_all(exp.CTE)}
+        for table in sql.relations(analysis.tree):
+            name = table.name
+            qualified = ".".join(
+                part.name for part in (table.args.get("catalog"), table.args.get("db")) if part
+            )
+            marker = _is_marker(name)
+            if marker and not qualified:
+                call = analysis.rendered.relations.get(name)
+                if (
+                    call is not None
+                    and call.kind == "ref"
+                    and call.name not in self.project.models
+                    and not self.has_packages
+                ):
+                    findings.append(
+                        self._at(
+                            analysis,
+                            table,
+                            "FL003",
+                            f"ref('{call.name}') names no model of this project",
+                            needle=call.name,
+                        )
+                    )
+                continue
+            if not qualified and sql.visible_cte(table) is not None:
+                continue
+            full = f"{qualified}.{name}" if qualified else name
+            if qualified:
+                message = f"'{full}' is a hard-coded relation, not a ref() or source()"
+            elif name.lower() in cte_names:
+                message = (
+                    f"'{name}' is not a CTE at this point (a CTE cannot read itself or one defined "
+                    "after it), so it reads a table of that name: not a ref() or source()"
+                )
+            else:
+                message = f"'{name}' is neither a ref(), a source() nor a CTE defined before it"
+            findings.append(self._at(analysis, table, "FL003", message, needle=name))
+        return findings
+
+    def _partition_column(self, analysis: Analysis) -> list[Finding]:
+        """FL002: a known grain, incremental, partition column named and last in the select."""
+        assert analysis.tree is not None
+        flower = analysis.flower
+        name = analysis.model.name
+        if flower.rank is None:
+            return [
+                self._at_config(
+                    analysis,
+                    "FL002",
+                    f"meta.flower.partition is '{flower.grain}'; allowed: {', '.join(GRAIN_RANK)}",
+                )
+            ]
+        findings: list[Finding] = []
+        if flower.materialized != PARTITIONABLE:
+            findings.append(
+                self._at_config(
+                    analysis,
+                    "FL002",
+                    f"'{name}' is partitioned '{flower.grain}' but materialized "
+                    f"'{flower.materialized}': only an incremental model keeps its other "
+                    "partitions when a run overwrites one",
+                )
+            )
+        if not flower.partition_column:
+            findings.append(
+                self._at_config(
+                    analysis,
+                    "FL002",
+                    f"'{name}' is partitioned '{flower.grain}' but names no "
+                    "meta.flower.partition_column",
+                )
+            )
+            return findings
+        columns = sql.final_columns(analysis.tree)
+        if not columns:
+            return findings  # a `*` over a relation whose columns only the warehouse knows
+        wanted = flower.partition_column.lower().strip('"`')
+        last = columns[-1]
+        if last.name == wanted:
+            return findings
+        present = [column for column in columns if column.name == wanted]
+        if present:
+            position = columns.index(present[-1]) + 1
+            findings.append(
+                self._at(
+                    analysis,
+                    present[-1].node,
+                    "FL002",
+                    f"partition column '{wanted}' is column {position} of {len(columns)} in the "
+                    f"final select; it must be the last (the last is "
+                    f"{_shown(last.name)})",
+                )
+            )
+        else:
+            findings.append(
+                self._at(
+                    analysis,
+                    last.node,
+                    "FL002",
+                    f"the final select has no column '{wanted}' (meta.flower.partition_column); "
+                    f"its last column is {_shown(last.name)}",
+                )
+            )
+        return findings
+
+    def _inputs(self, analysis: Analysis) -> list[Finding]:
+        """FL001, FL004, FL005 over the model's inputs (a partitioned model)."""
+        name = analysis.model.name
+        findings: list[Finding] = []
+        reads = list(analysis.reads())
+        for call, table in reads:
+            if call.kind != "ref" or call.name not in self.project.models:
+                continue
+            parent = self.analyse(call.name)
+            parent_flower = parent.flower
+            windows = sql.windows_for(table)
+            if parent_flower.materialized == "ephemeral":
+                for ancestor, through in self._partitioned_through(call.name, set()):
+                    findings += self._finer(analysis, table, call, ancestor, through)
+                if windows is None:
+                    leaks = self._unwindowed_through(call.name, set())
+                    if leaks:
+                        findings.append(
+                            self._at(
+                                analysis,
+                                table,
+                                "FL004",
+                                f"reads ephemeral '{call.name}' without the window, and "
+                                f"'{call.name}' reads partitioned {_names(leaks)} without it: "
+                                "a run would read every partition",
+                                needle=call.name,
+                            )
+                        )
+                continue
+            if not parent_flower.partitioned:
+                continue
+            findings += self._finer(analysis, table, call, call.name, None)
+            column = (parent_flower.partition_column or "").lower()
+            if windows is None:
+                findings.append(
+                    self._at(
+                        analysis,
+                        table,
+                        "FL001",
+                        f"reads partitioned '{call.name}' ({parent_flower.grain}) without the "
+                        f"partition window: filter it with flower_in_window('{column}')",
+                        needle=call.name,
+                    )
+                )
+            elif windows and column and all(use.column != column for use in windows):
+                used = ", ".join(sorted({use.column for use in windows}))
+                findings.append(
+                    self._at(
+                        analysis,
+                        table,
+                        "FL001",
+                        f"filters partitioned '{call.name}' on '{used}', not on its partition "
+                        f"column '{column}': the run would read rows of other partitions",
+                        needle=call.name,
+                    )
+                )
+        assert analysis.rendered is not None
+        if reads and not findings and not self._applies_window(name, set()):
+            findings.append(
+                self._at(
+                    analysis,
+                    reads[0][1],
+                    "FL001",
+                    f"partitioned model '{name}' applies no partition window at all: every run "
+                    "would write every partition",
+                )
+            )
+        return findings
+
+    def _applies_window(self, name: str, seen: set[str]) -> bool:
+        """Whether the model, or an ephemeral model inlined into it, calls a window macro."""
+        if name in seen:
+            return False
+        seen.add(name)
+        analysis = self.analyse(name)
+        if analysis.rendered is None:
+            return True  # unknown: do not report
+        if analysis.rendered.window_calls:
+            return True
+        return any(
+            call.kind == "ref"
+            and call.name in self.project.models
+            and self.analyse(call.name).flower.materialized == "ephemeral"
+            and self._applies_window(call.name, seen)
+            for call, _table in analysis.reads()
+        )
+
+    def _finer(
+        self,
+        analysis: Analysis,
+        table: exp.Table,
+        call: RelationCall,
+        parent_name: str,
+        through: str | None,
+    ) -> list[Finding]:
+        """FL005: the model is not finer than `parent_name`."""
+        flower = analysis.flower
+        parent = self.analyse(parent_name).flower
+        if flower.rank is None or parent.rank is None or parent.rank <= flower.rank:
+            return []
+        via = f" through ephemeral '{through}'" if through else ""
+        return [
+            self._at(
+                analysis,
+                table,
+                "FL005",
+                f"'{analysis.model.name}' is {flower.grain} but reads '{parent_name}'{via}, "
+                f"which is {parent.grain}: a {flower.grain} partition cannot be built from a "
+                f"part of a {parent.grain} one",
+                needle=call.name,
+            )
+        ]
+
+    def _partitioned_through(self, ephemeral: str, seen: set[str]) -> list[tuple[str, str]]:
+        """The nearest partitioned ancestors read through an ephemeral model."""
+        if ephemeral in seen:
+            return []
+        seen.add(ephemeral)
+        found: list[tuple[str, str]] = []
+        for call, _table in self.analyse(ephemeral).reads():
+            if call.kind != "ref" or call.name not in self.project.models:
+                continue
+            parent = self.analyse(call.name).flower
+            if parent.materialized == "ephemeral":
+                found += self._partitioned_through(call.name, seen)
+            elif parent.partitioned:
+                found.append((call.name, ephemeral))
+        return found
+
+    def _unwindowed_through(self, ephemeral: str, seen: set[str]) -> list[str]:
+        """Partitioned models an ephemeral model reads without the window (transitively)."""
+        if ephemeral in seen:
+            return []
+        seen.add(ephemeral)
+        leaks: list[str] = []
+        for call, table in self.analyse(ephemeral).reads():
+            if call.kind != "ref" or call.name not in self.project.models:
+                continue
+            if sql.windows_for(table) is not None:
+                continue
+            parent = self.analyse(call.name).flower
+            if parent.materialized == "ephemeral":
+                leaks += self._unwindowed_through(call.name, seen)
+            elif parent.partitioned:
+                leaks.append(call.name)
+        return leaks
+
+    def _properties(self, analysis: Analysis) -> list[Finding]:
+        """FL006: own properties file next to the model, with a description and an owner."""
+        model = analysis.model
+        properties = model.properties
+        if properties is None:
+            if model.path.with_suffix(".yml") in self.project.unreadable:
+                return []  # its own properties file is broken: FL007 says so already
+            return [
+                Finding(
+                    model.path,
+                    1,
+                    1,
+                    "FL006",
+                    f"model '{model.name}' has no properties entry: create "
+                    f"{model.path.with_suffix('.yml').name} next to it",
+                )
+            ]
+        findings: list[Finding] = []
+        own = properties.path.parent == model.path.parent and properties.path.stem == model.name
+        if not own:
+            findings.append(
+                Finding(
+                    properties.path,
+                    properties.line,
+                    1,
+                    "FL006",
+                    f"model '{model.name}' is described in {properties.path.name}, not in its "
+                    f"own properties file: move the entry to "
+                    f"{_relative(model.path.with_suffix('.yml'), properties.path.parent)}",
+                )
+            )
+        description = properties.data.get("description")
+        if not (isinstance(description, str) and description.strip()):
+            findings.append(
+                Finding(
+                    properties.path,
+                    properties.line,
+                    1,
+                    "FL006",
+                    f"model '{model.name}' has no description",
+                )
+            )
+        meta = analysis.config.get("meta") or {}
+        owner = meta.get("owner") if isinstance(meta, Mapping) else None
+        group = analysis.config.get("group")
+        group_owner = self.project.group_owners.get(str(group)) if group else None
+        if not owner and not (isinstance(group_owner, Mapping) and any(group_owner.values())):
+            findings.append(
+                Finding(
+                    properties.path,
+                    properties.line,
+                    1,
+                    "FL006",
+                    f"model '{model.name}' has no owner (config.meta.owner or a group's owner)",
+                )
+            )
+        return findings
+
+    # -- positions --------------------------------------------------------------------------
+
+    def _at(
+        self,
+        analysis: Analysis,
+        node: exp.Expression,
+        rule: str,
+        message: str,
+        needle: str | None = None,
+    ) -> Finding:
+        assert analysis.rendered is not None
+        offset = sql.offset_of(node)
+        line, col = analysis.rendered.position(offset) if offset is not None else (1, 1)
+        if needle:  # the rendered column drifts after a Jinja call: find the text in the file
+            source = self._line(analysis.model.path, line)
+            found = _find_word(source, needle)
+            if found is not None:
+                col = found + 1
+        return Finding(analysis.model.path, line, col, rule, message)
+
+    def _at_config(self, analysis: Analysis, rule: str, message: str) -> Finding:
+        """Where the model's flower config is stated: its properties entry, else config()."""
+        model = analysis.model
+        rendered_config = analysis.rendered.config if analysis.rendered else {}
+        if "meta" in rendered_config or model.properties is None:
+            text = model.text or ""
+            match = re.search(r"\bconfig\s*\(", text)
+            line = text.count("\n", 0, match.start()) + 1 if match else 1
+            return Finding(model.path, line, 1, rule, message)
+        return Finding(model.properties.path, model.properties.line, 1, rule, message)
+
+    def _line(self, path: Path, line: int) -> str:
+        if path not in self._lines:
+            self._lines[path] = path.read_text(encoding="utf-8").splitlines()
+        lines = self._lines[path]
+        return lines[line - 1] if 0 < line <= len(lines) else ""
+
+
+def _is_marker(name: str) -> bool:
+    return name == THIS_MARKER or name.startswith((REF_PREFIX, SOURCE_PREFIX, MACRO_PREFIX))
+
+
+def _find_word(text: str, word: str) -> int | None:
+    match = re.search(rf"(?<![\w.]){re.escape(word)}(?!\w)", text, re.IGNORECASE)
+    return match.start() if match else None
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(f"'{name}'" for name in sorted(set(names)))
+
+
+def _shown(name: str | None) -> str:
+    return f"'{name}'" if name else "an expression without an alias"
+
+
+def _relative(path: Path, start: Path) -> str:
+    try:
+        return str(path.relative_to(start))
+    except ValueError:
+        return str(path)
+
+
+def _only_comments(text: str) -> bool:
+    stripped = re.sub(r"--[^\n]*|/\*.*?\*/", "", text, flags=re.S)
+    return not stripped.strip(" \t\r\n;")
+
+
+def _without_markers(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def _offset_of_line_col(text: str, line: int, col: int) -> int:
+    offset = 0
+    for _ in range(line - 1):
+        found = text.find("\n", offset)
+        if found < 0:
+            break
+        offset = found + 1
+    return min(offset + max(col - 1, 0), len(text))
