@@ -1,0 +1,134 @@
+"""A throwaway PostgreSQL server on 127.0.0.1, in a temporary folder, for the tests.
+
+`scripts/ensure-postgres.sh` installs Debian's package when the binaries are missing; the server
+gets a cluster of its own (initdb with a password, scram auth), a free port on loopback only, and
+is stopped and removed afterwards. PostgreSQL refuses to run as root, so as root it runs as the
+`postgres` system user the package creates.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from flower_dagster.settings import REPO_ROOT
+
+ENSURE_SCRIPT = REPO_ROOT / "scripts" / "ensure-postgres.sh"
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The variables deploy/dagster.yaml reads its connection from."""
+        return {
+            "DAGSTER_PG_HOST": self.host,
+            "DAGSTER_PG_PORT": str(self.port),
+            "DAGSTER_PG_USER": self.user,
+            "DAGSTER_PG_PASSWORD": self.password,
+            "DAGSTER_PG_DB": self.database,
+        }
+
+
+def _bin_dir() -> Path:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if found:
+        return Path(found[-1]).parent
+    on_path = shutil.which("initdb")
+    if on_path:
+        return Path(on_path).resolve().parent
+    subprocess.run(["bash", str(ENSURE_SCRIPT)], check=True)
+    return _bin_dir()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def postgres_server() -> Iterator[PostgresServer]:
+    """A running server; its folder is its own (the postgres user must reach it, which pytest's
+    private temporary folders do not allow), removed when it stops."""
+    bin_dir = _bin_dir()
+    as_root = os.geteuid() == 0
+    prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
+    folder = Path(tempfile.mkdtemp(prefix="flower-postgres-"))
+    data, sockets = folder / "data", folder / "sockets"
+    sockets.mkdir()
+    password = secrets.token_urlsafe(16)
+    pwfile = folder / "pwfile"
+    pwfile.write_text(password + "\n")
+    if as_root:
+        shutil.chown(folder, "postgres")
+        shutil.chown(sockets, "postgres")
+        shutil.chown(pwfile, "postgres")
+
+    def run(*args: str) -> None:
+        result = subprocess.run([*prefix, *args], capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"{Path(args[0]).name} failed: {result.stdout}{result.stderr}")
+
+    run(
+        str(bin_dir / "initdb"),
+        "-D",
+        str(data),
+        "-U",
+        "flower",
+        "--auth=scram-sha-256",
+        f"--pwfile={pwfile}",
+        "--encoding=UTF8",
+        "--no-sync",
+    )
+    pwfile.unlink()
+    port = _free_port()
+    options = f"-h 127.0.0.1 -p {port} -k {sockets} -c fsync=off -c full_page_writes=off"
+    run(
+        str(bin_dir / "pg_ctl"),
+        "-D",
+        str(data),
+        "-o",
+        options,
+        "-l",
+        str(folder / "log"),
+        "-w",
+        "start",
+    )
+    server = PostgresServer("127.0.0.1", port, "flower", password, "dagster")
+    try:
+        env = {**os.environ, "PGPASSWORD": password}
+        subprocess.run(
+            [
+                str(bin_dir / "createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                "flower",
+                "dagster",
+            ],
+            check=True,
+            env=env,
+            capture_output=True,
+        )
+        yield server
+    finally:
+        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
