@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -54,7 +54,12 @@ def test_the_daily_schedule_runs_yesterday_at_the_batch_hour(warehouse, tmp_path
     )
     expected_keys = {AssetKey("fct_orders"), AssetKey("fct_sessions")}
     # Just after midnight UTC (morning in Seoul) and across a month end in a leap year.
+    # The tick at 07:00 KST on the 10th is 22:00 UTC on the 9th: yesterday is the 9th in Seoul,
+    # not the 8th (the day before the UTC date).
+    utc_tick = datetime(2024, 1, 10, hour, tzinfo=SEOUL).astimezone(UTC)
+    assert utc_tick.day == 9
     for at, partition in [
+        (utc_tick, "2024-01-09"),
         (datetime(2024, 1, 10, hour, tzinfo=SEOUL), "2024-01-09"),
         (datetime(2024, 3, 1, hour, tzinfo=SEOUL), "2024-02-29"),
         (datetime(2025, 1, 1, hour, tzinfo=SEOUL), "2024-12-31"),
