@@ -131,12 +131,20 @@ def _env(args: argparse.Namespace) -> int:
             f"{on(environment.automation)} (every {settings.automation_interval_seconds} s)",
         ),
         ("alerts", on(environment.alerts)),
-        ("warehouse pool", settings.warehouse_pool),
+        ("warehouse pool", _pool_line(settings)),
     ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name.ljust(width)}  {value}")
     return 0
+
+
+def _pool_line(settings: Settings) -> str:
+    from flower_dagster.pool import target_adapter
+
+    adapter = target_adapter(settings)
+    slots = settings.slots_for(adapter)
+    return f"{settings.warehouse_pool}: {slots} slot{'s' if slots > 1 else ''} ({adapter or '?'})"
 
 
 def _writes_to(settings: Settings) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -35,6 +35,9 @@ DEFAULT_LATE_AFTER_HOURS = 3
 # Every dbt asset claims a slot in this Dagster concurrency pool. The instance limits pools to
 # one slot by default (dagster_home/dagster.yaml), which serializes writes to DuckDB.
 DEFAULT_WAREHOUSE_POOL = "warehouse"
+# How many dbt steps may write at once, by the adapter of the target: DuckDB has one writer; an
+# adapter not listed gets one slot until the settings say more (e.g. `spark: 4`).
+DEFAULT_WAREHOUSE_SLOTS = {"duckdb": 1}
 # How often the daemon evaluates the repair rule (Dagster's default for sensors is 30 s).
 DEFAULT_AUTOMATION_INTERVAL_SECONDS = 30
 DEFAULT_ENVIRONMENT = "dev"
@@ -62,6 +65,8 @@ ALLOWED: dict[str, str] = {
     "dbt.profiles_dir": "a folder that holds profiles.yml (or leave it out for dbt's default)",
     "automation.interval_seconds": "a whole number of seconds from 1 to 3600",
     "warehouse.pool": "a non-empty pool name",
+    "warehouse.slots": "a mapping of dbt adapter types to whole numbers of slots from 1 to 64, "
+    "e.g. {duckdb: 1, spark: 4}",
     "environments": "a mapping of environment names to {target, schedules, automation, alerts}",
     "target": "a target name of the dbt profile (or leave it out for the profile's default)",
     "schedules": "true or false",
@@ -111,6 +116,9 @@ class _Automation(_Strict):
 
 class _Warehouse(_Strict):
     pool: str = Field(DEFAULT_WAREHOUSE_POOL, min_length=1)
+    slots: dict[str, Annotated[int, Field(ge=1, le=64, strict=True)]] = Field(
+        default_factory=lambda: dict(DEFAULT_WAREHOUSE_SLOTS)
+    )
 
 
 class _Environment(_Strict):
@@ -161,10 +169,17 @@ class Settings:
     automation_interval_seconds: int = DEFAULT_AUTOMATION_INTERVAL_SECONDS
     schedule_hour: int = DEFAULT_SCHEDULE_HOUR
     late_after_hours: int = DEFAULT_LATE_AFTER_HOURS
+    warehouse_slots: Mapping[str, int] = field(
+        default_factory=lambda: dict(DEFAULT_WAREHOUSE_SLOTS)
+    )
     environment: Environment = field(
         default_factory=lambda: Environment(DEFAULT_ENVIRONMENT, None, False, True, False)
     )
     source: Path | None = None
+
+    def slots_for(self, adapter_type: str | None) -> int:
+        """The warehouse pool's slots for a target of this adapter (1 unless set)."""
+        return self.warehouse_slots.get(adapter_type or "", 1)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -224,6 +239,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         timezone=parsed.schedule.timezone,
         partition_start=parsed.partitions.start,
         warehouse_pool=parsed.warehouse.pool,
+        warehouse_slots=dict(parsed.warehouse.slots),
         automation_interval_seconds=parsed.automation.interval_seconds,
         schedule_hour=parsed.schedule.hour,
         late_after_hours=parsed.schedule.late_after_hours,
@@ -293,6 +309,8 @@ def _describe(error: ValidationError, label: str, sources: Mapping[str, str]) ->
             lines.append(f"{label}: unknown key {key!r} in {where}; allowed: {', '.join(allowed)}")
             continue
         generic = key if not (loc and loc[0] == "environments" and len(loc) == 3) else loc[2]
+        if loc[:2] == ["warehouse", "slots"]:
+            generic = "warehouse.slots"
         allowed = ALLOWED.get(key) or ALLOWED.get(generic) or item["msg"]
         source = sources.get(key, f"{label}: {key}")
         lines.append(f"{source} is {_show(item['input'])}; allowed: {allowed}")

@@ -1,5 +1,6 @@
 """The dbt project's models, seeds and snapshots as Dagster assets, with the dbt resource, the
-schedules of the clock-driven models and the late-data checks of the daily ones."""
+schedules of the clock-driven models, the late-data checks of the daily ones and the sensor that
+sizes the warehouse pool."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from flower_dagster.dbt.assets import asset_keys_of, build_dbt_assets, dbt_resou
 from flower_dagster.dbt.models import read_grains
 from flower_dagster.dbt.project import FlowerDbtProject
 from flower_dagster.late_data import late_data_checks, late_data_sensor
+from flower_dagster.pool import pool_sensor
 from flower_dagster.schedules import build_schedules
 from flower_dagster.settings import Settings
 
@@ -24,5 +26,8 @@ def dbt_definitions(settings: Settings) -> Definitions:
         asset_checks=late_checks,
         resources={"dbt": dbt_resource(project)},
         schedules=build_schedules(settings, grains, asset_keys.__getitem__),
-        sensors=[late_data_sensor(settings, late_checks)] if late_checks else [],
+        sensors=[
+            pool_sensor(settings),
+            *([late_data_sensor(settings, late_checks)] if late_checks else []),
+        ],
     )
