@@ -7,6 +7,7 @@ flower impact MODEL PARTITION...  what a repair of those partitions will re-run,
 flower demo load [--duckdb]  (re)load the demo warehouse's raw data
 flower demo run              the repair story, told by the real Dagster daemon
 flower lint [PATH...]        check models against the review rules (docs/lint.md); --pr-body FILE
+flower oncall who|schedule|report  who is on call, the rotation, the after-hours report
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from flower_dagster.alerts.cli import register as register_oncall
 from flower_dagster.errors import FlowerError
 from flower_dagster.lint.cli import register as register_lint
 from flower_dagster.settings import Settings, load_settings
@@ -88,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     story.set_defaults(handler=_demo_run)
 
     register_lint(commands)
+    register_oncall(commands)
     return parser
 
 

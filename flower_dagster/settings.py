@@ -13,13 +13,21 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from flower_dagster.errors import SettingsError
 
@@ -41,6 +49,16 @@ DEFAULT_WAREHOUSE_SLOTS = {"duckdb": 1}
 # How often the daemon evaluates the repair rule (Dagster's default for sensors is 30 s).
 DEFAULT_AUTOMATION_INTERVAL_SECONDS = 30
 DEFAULT_ENVIRONMENT = "dev"
+# Alerts (flower_dagster/alerts): Slack's Web API, the Dagster UI the alert links to, and the
+# working hours the after-hours report counts from (in schedule.timezone).
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_UI_BASE_URL = "http://127.0.0.1:3000"
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# The backfill admin (flower_dagster/admin): loopback by default, Dagster on its internal address.
+DEFAULT_ADMIN_HOST = "127.0.0.1"
+DEFAULT_ADMIN_PORT = 3100
+DEFAULT_DAGSTER_GRAPHQL_URL = "http://127.0.0.1:3000/graphql"
+DEFAULT_MAX_PARTITIONS = 93
 PRODUCTION = "prod"
 
 # Environment variable -> the key of flower.yaml it overrides.
@@ -72,6 +90,26 @@ ALLOWED: dict[str, str] = {
     "schedules": "true or false",
     "automation": "true or false",
     "alerts": "true or false",
+    "alerts.slack_api_url": "an http(s) URL of the Slack Web API, e.g. https://slack.com/api/",
+    "alerts.ui_base_url": "the http(s) URL of the Dagster UI, e.g. http://127.0.0.1:3000",
+    "alerts.platform_channel": "a Slack channel id or name, e.g. C0123ABCD or #data-platform",
+    "alerts.people_file": "a YAML file of owners and their Slack ids, e.g. people.yaml",
+    "alerts.oncall_file": "a YAML file of the on-call rotation, e.g. oncall.yaml",
+    "alerts.working_hours": "an end after the start, e.g. {start: '09:00', end: '18:00'}",
+    "alerts.working_hours.days": f"a list of weekdays out of {', '.join(WEEKDAYS)}",
+    "alerts.working_hours.start": "a time of day as 'HH:MM' (quoted) or a whole hour 0-24",
+    "alerts.working_hours.end": "a time of day as 'HH:MM' (quoted) or a whole hour 0-24, "
+    "after start",
+    "admin.host": "an address to bind, e.g. 127.0.0.1 (loopback: the default)",
+    "admin.port": "a TCP port from 1 to 65535, e.g. 3100",
+    "admin.dagster_graphql_url": "the http(s) URL of Dagster's GraphQL endpoint, "
+    "e.g. http://127.0.0.1:3000/graphql",
+    "admin.access_file": "a YAML file of people, groups and their models, e.g. access.yaml",
+    "admin.max_partitions": "a whole number of partitions per backfill from 1 to 10000",
+    "admin.audit_log": "a file the admin service appends its audit lines to, e.g. "
+    "admin-audit.jsonl",
+    "admin.trust_proxy_header": "an HTTP header name set by an authenticating proxy, e.g. "
+    "X-Forwarded-User (or leave it out: tokens only)",
 }
 
 
@@ -128,6 +166,67 @@ class _Environment(_Strict):
     alerts: bool = Field(False, strict=True)
 
 
+def _minutes(value: Any) -> int:
+    """A time of day as minutes since midnight: a whole hour (9) or 'HH:MM' ('09:30', '24:00')."""
+    if isinstance(value, bool):
+        raise ValueError("not a time of day")
+    if isinstance(value, int):
+        hours, minutes = value, 0
+    elif isinstance(value, str) and value.count(":") == 1:
+        hh, mm = value.split(":")
+        if not (hh.isdigit() and mm.isdigit() and len(mm) == 2):
+            raise ValueError("not a time of day")
+        hours, minutes = int(hh), int(mm)
+    else:
+        raise ValueError("not a time of day")
+    if not (0 <= hours <= 24 and 0 <= minutes < 60) or hours * 60 + minutes > 24 * 60:
+        raise ValueError("not a time of day")
+    return hours * 60 + minutes
+
+
+class _WorkingHours(_Strict):
+    days: list[str] = Field(default_factory=lambda: list(WEEKDAYS[:5]), min_length=1)
+    start: int | str = Field(9, validate_default=True)
+    end: int | str = Field(18, validate_default=True)
+
+    @field_validator("days")
+    @classmethod
+    def _weekdays(cls, value: list[str]) -> list[str]:
+        if any(day not in WEEKDAYS for day in value):
+            raise ValueError("unknown weekday")
+        return value
+
+    @field_validator("start", "end")
+    @classmethod
+    def _time_of_day(cls, value: int | str) -> int:
+        return _minutes(value)
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> _WorkingHours:
+        if int(self.end) <= int(self.start):
+            raise PydanticCustomError("end_before_start", "end is not after start")
+        return self
+
+
+class _Alerts(_Strict):
+    slack_api_url: str = Field(DEFAULT_SLACK_API_URL, pattern=r"^https?://\S+$")
+    ui_base_url: str = Field(DEFAULT_UI_BASE_URL, pattern=r"^https?://\S+$")
+    platform_channel: str = Field(pattern=r"^#?[A-Za-z0-9][A-Za-z0-9._-]*$")
+    people_file: str = "people.yaml"
+    oncall_file: str = "oncall.yaml"
+    working_hours: _WorkingHours = Field(default_factory=_WorkingHours)
+
+
+class _Admin(_Strict):
+    host: str = Field(DEFAULT_ADMIN_HOST, min_length=1)
+    port: int = Field(DEFAULT_ADMIN_PORT, ge=1, le=65535, strict=True)
+    dagster_graphql_url: str = Field(DEFAULT_DAGSTER_GRAPHQL_URL, pattern=r"^https?://\S+$")
+    access_file: str = Field("access.yaml", min_length=1)
+    max_partitions: int = Field(DEFAULT_MAX_PARTITIONS, ge=1, le=10000, strict=True)
+    audit_log: str = Field("admin-audit.jsonl", min_length=1)
+    trust_proxy_header: str | None = Field(None, pattern=r"^[A-Za-z0-9-]+$")
+
+
 def _default_environments() -> dict[str, _Environment]:
     return {
         "dev": _Environment(),
@@ -145,6 +244,9 @@ class _File(_Strict):
     environments: dict[str, _Environment] = Field(
         default_factory=_default_environments, min_length=1
     )
+    # Optional: without an alerts section no alert is sent (flower_dagster/alerts).
+    alerts: _Alerts | None = None
+    admin: _Admin = Field(default_factory=_Admin)
 
 
 @dataclass(frozen=True)
@@ -156,6 +258,33 @@ class Environment:
     schedules: bool
     automation: bool
     alerts: bool
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """The alerts section: where alerts go and what counts as working hours."""
+
+    slack_api_url: str
+    ui_base_url: str
+    platform_channel: str
+    people_file: Path
+    oncall_file: Path
+    working_days: tuple[int, ...] = (0, 1, 2, 3, 4)  # Monday is 0, as datetime.weekday()
+    working_start: time = time(9)
+    working_end: time | None = time(18)  # None: until midnight
+
+
+@dataclass(frozen=True)
+class AdminSettings:
+    """The admin section: the backfill admin service (flower_dagster/admin, docs/backfills.md)."""
+
+    host: str = DEFAULT_ADMIN_HOST
+    port: int = DEFAULT_ADMIN_PORT
+    dagster_graphql_url: str = DEFAULT_DAGSTER_GRAPHQL_URL
+    access_file: Path = REPO_ROOT / "access.yaml"
+    max_partitions: int = DEFAULT_MAX_PARTITIONS
+    audit_log: Path = REPO_ROOT / "admin-audit.jsonl"
+    trust_proxy_header: str | None = None  # None: only tokens identify a person
 
 
 @dataclass(frozen=True)
@@ -180,6 +309,10 @@ class Settings:
     def slots_for(self, adapter_type: str | None) -> int:
         """The warehouse pool's slots for a target of this adapter (1 unless set)."""
         return self.warehouse_slots.get(adapter_type or "", 1)
+
+    # None when flower.yaml has no alerts section: alerts are off.
+    alerts: AlertSettings | None = None
+    admin: AdminSettings = field(default_factory=AdminSettings)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -245,6 +378,37 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         late_after_hours=parsed.schedule.late_after_hours,
         environment=environment,
         source=path,
+        alerts=_alert_settings(parsed.alerts, base),
+        admin=_admin_settings(parsed.admin, base),
+    )
+
+
+def _alert_settings(alerts: _Alerts | None, base: Path) -> AlertSettings | None:
+    if alerts is None:
+        return None
+    hours = alerts.working_hours
+    start, end = int(hours.start), int(hours.end)
+    return AlertSettings(
+        slack_api_url=alerts.slack_api_url,
+        ui_base_url=alerts.ui_base_url.rstrip("/"),
+        platform_channel=alerts.platform_channel,
+        people_file=_resolve(alerts.people_file, base),
+        oncall_file=_resolve(alerts.oncall_file, base),
+        working_days=tuple(sorted(WEEKDAYS.index(day) for day in hours.days)),
+        working_start=time(start // 60, start % 60),
+        working_end=None if end == 24 * 60 else time(end // 60, end % 60),
+    )
+
+
+def _admin_settings(admin: _Admin, base: Path) -> AdminSettings:
+    return AdminSettings(
+        host=admin.host,
+        port=admin.port,
+        dagster_graphql_url=admin.dagster_graphql_url,
+        access_file=_resolve(admin.access_file, base),
+        max_partitions=admin.max_partitions,
+        audit_log=_resolve(admin.audit_log, base),
+        trust_proxy_header=admin.trust_proxy_header,
     )
 
 
@@ -313,6 +477,9 @@ def _describe(error: ValidationError, label: str, sources: Mapping[str, str]) ->
             generic = "warehouse.slots"
         allowed = ALLOWED.get(key) or ALLOWED.get(generic) or item["msg"]
         source = sources.get(key, f"{label}: {key}")
+        if item["type"] == "missing":
+            lines.append(f"{source} is missing; allowed: {allowed}")
+            continue
         lines.append(f"{source} is {_show(item['input'])}; allowed: {allowed}")
     return (
         "\n".join(lines)
@@ -332,6 +499,11 @@ def _fields_at(path: list[str]) -> list[str]:
         if model is _File and part == "environments":
             return list(_Environment.model_fields)
         annotation = model.model_fields[part].annotation
+        # An optional section (`alerts: _Alerts | None`) lists the fields of its model.
+        annotation = next(
+            (a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)),
+            annotation,
+        )
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             model = annotation
         else:

@@ -2,6 +2,7 @@
 
 from dagster import Definitions
 
+from flower_dagster.defs.alerts import alert_definitions
 from flower_dagster.defs.automation import automation_definitions
 from flower_dagster.defs.dbt import dbt_definitions
 from flower_dagster.settings import load_settings
@@ -10,4 +11,6 @@ from flower_dagster.settings import load_settings
 def build_definitions() -> Definitions:
     """Everything flower-dagster defines, for the settings in the environment."""
     settings = load_settings()
-    return Definitions.merge(dbt_definitions(settings), automation_definitions(settings))
+    return Definitions.merge(
+        dbt_definitions(settings), automation_definitions(settings), alert_definitions(settings)
+    )
