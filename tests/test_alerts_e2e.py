@@ -30,7 +30,14 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 import pytest
-from dagster import AssetSelection, DefaultSensorStatus, Definitions, EnvVar, build_sensor_context
+from dagster import (
+    AssetSelection,
+    DagsterEventType,
+    DefaultSensorStatus,
+    Definitions,
+    EnvVar,
+    build_sensor_context,
+)
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -155,6 +162,12 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
         assert not run("inputs", ["agg_weekly_revenue"], "2024-01-08")
         with duckdb.connect(str(duckdb_path)):
             assert not run("lock", ["fct_orders"], "2024-02-22")
+        # The step's error says what dbt said, though dbt wrote no run_results.json.
+        (failure,) = warehouse.instance.all_logs(
+            story.runs["lock"], of_type=DagsterEventType.STEP_FAILURE
+        )
+        error = str(failure.dagster_event.step_failure_data.error)
+        assert "dbt stopped:" in error and "Could not set lock" in error
         assert run("repair", ["fct_orders"], "2024-02-20", "2024-02-22")
         yield story
         instance.dispose()

@@ -1,8 +1,10 @@
 """Blocking dbt tests hold a model's materialization back (pure: synthetic events)."""
 
+import json
+
 from dagster import AssetCheckKey, AssetCheckResult, AssetCheckSeverity, AssetKey, Output
 
-from flower_dagster.dbt.run import failure_summary, hold_until_checked
+from flower_dagster.dbt.run import dbt_log_errors, failure_summary, failure_text, hold_until_checked
 
 ORDERS = AssetKey("fct_orders")
 REVENUE = AssetKey("agg_daily_revenue")
@@ -79,3 +81,26 @@ def test_failure_summary_names_models_and_tests():
         "Got 2 results, configured to fail if != 0",
         "  - model agg_daily_revenue failed: Binder x",
     ]
+
+
+def test_a_dbt_that_stopped_before_its_results_is_explained_by_its_log(tmp_path):
+    # dbt's JSON log (as dagster-dbt runs it) when another process holds the DuckDB file.
+    lines = [
+        {"info": {"level": "info", "msg": "Running with dbt=1.11"}},
+        {"info": {"level": "error", "msg": 'IO Error: Could not set lock on file "w.duckdb"'}},
+        {"info": {"level": "error", "msg": 'IO Error: Could not set lock on file "w.duckdb"'}},
+        "not json at all",
+    ]
+    (tmp_path / "dbt.log").write_text(
+        "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines)
+    )
+    assert failure_text(tmp_path, "2024-02-22").splitlines() == [
+        "dbt build failed for partitions 2024-02-22:",
+        '  - dbt stopped: IO Error: Could not set lock on file "w.duckdb"',
+    ]
+    # With run_results.json, the results speak.
+    (tmp_path / "run_results.json").write_text(
+        json.dumps({"results": [{"unique_id": "model.p.m", "status": "error", "message": "x"}]})
+    )
+    assert failure_text(tmp_path, "2024-02-22").splitlines()[1] == "  - model m failed: x"
+    assert dbt_log_errors(tmp_path / "missing.log") == []

@@ -18,6 +18,7 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 from dagster._utils.error import SerializableErrorInfo
 
 from flower_dagster.alerts.classify import DbtResult, FailedCheck, RunFacts
+from flower_dagster.dbt.run import dbt_log_errors
 
 _WANTED = {
     DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
@@ -161,19 +162,5 @@ def _dbt_artifacts(
                     )
                 )
         elif (folder / "dbt.log").is_file():
-            errors.extend(_dbt_log_errors(folder / "dbt.log"))
+            errors.extend(dbt_log_errors(folder / "dbt.log"))
     return tuple(results), tuple(dict.fromkeys(errors))
-
-
-def _dbt_log_errors(path: Path) -> list[str]:
-    """dbt's error-level messages of one invocation (its JSON log), e.g. a locked warehouse."""
-    found = []
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        info = record.get("info", {}) if isinstance(record, dict) else {}
-        if info.get("level") == "error" and info.get("msg"):
-            found.append(str(info["msg"]).strip())
-    return found

@@ -17,7 +17,9 @@ event per partition, each with a data version derived from the rows dbt wrote th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from dagster import (
@@ -91,9 +93,7 @@ def run_dbt_build(
         release=lambda output: _release(context, output, reports),
     )
     if not invocation.is_successful():
-        raise DbtRunError(
-            failure_summary(invocation.get_artifact("run_results.json"), _range_label(context))
-        )
+        raise DbtRunError(failure_text(Path(invocation.target_path), _range_label(context)))
 
 
 def hold_until_checked(
@@ -144,9 +144,36 @@ def hold_until_checked(
             yield from release(output)
 
 
-def failure_summary(run_results: Mapping[str, Any], partitions: str) -> str:
+def failure_text(target_path: Path, partitions: str) -> str:
+    """Why a dbt invocation failed, from its run_results.json; when dbt stopped before writing
+    one (a locked warehouse, a connection error), from the errors of its log."""
+    run_results = target_path / "run_results.json"
+    if run_results.is_file():
+        return failure_summary(json.loads(run_results.read_text()), partitions)
+    return failure_summary({}, partitions, dbt_log_errors(target_path / "dbt.log"))
+
+
+def dbt_log_errors(path: Path) -> list[str]:
+    """dbt's error-level messages of one invocation (its JSON log), e.g. a locked warehouse."""
+    if not path.is_file():
+        return []
+    found = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        info = record.get("info", {}) if isinstance(record, dict) else {}
+        if info.get("level") == "error" and info.get("msg"):
+            found.append(str(info["msg"]).strip())
+    return list(dict.fromkeys(found))
+
+
+def failure_summary(
+    run_results: Mapping[str, Any], partitions: str, log_errors: Sequence[str] = ()
+) -> str:
     """One line per failed dbt node, with dbt's message: what a person needs first."""
-    lines = []
+    lines = [f"dbt stopped: {' '.join(message.split())}" for message in log_errors]
     for result in run_results.get("results", []):
         status = result.get("status")
         if status not in ("error", "fail", "runtime error"):
