@@ -10,7 +10,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # Two workers, one test file each at a time: every worker builds its own demo warehouse.
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: help setup prepare demo-data dev demo test test-fast lint format constraints clean \
+.PHONY: help setup prepare demo-data dev demo test test-fast lint format constraints clean test-spark \
 	lint-models pr-body ci-base-manifest ci-build-modified
 
 help:
@@ -18,6 +18,7 @@ help:
 	@echo "make demo       the repair story with the real Dagster daemon (a few minutes, then it stops)"
 	@echo "make test       set up and run the whole test suite (with lint)"
 	@echo "make test-fast  the tests without the slow end-to-end suites"
+	@echo "make test-spark the demo on Spark (dbt-spark session, a local JVM), compared with DuckDB"
 	@echo "make lint       ruff check and ruff format --check"
 	@echo "make lint-models  flower lint of the dbt models (CHANGED_SINCE=origin/main, LINT_FORMAT=github)"
 	@echo "make pr-body PR_BODY_FILE=body.md   check a PR description against the PR template"
@@ -26,7 +27,7 @@ help:
 $(BIN)/.installed: pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,spark]'
 	@touch $@
 
 setup: $(BIN)/.installed
@@ -88,6 +89,10 @@ test: setup lint
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# The Spark suite alone (`make test` runs it too): Java 17 and pyspark, no server.
+test-spark: setup
+	$(BIN)/python -m pytest -m spark
 
 # Regenerate the pinned set after changing dependencies in pyproject.toml.
 constraints: setup

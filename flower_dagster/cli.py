@@ -202,9 +202,17 @@ def _demo_load(args: argparse.Namespace) -> int:
         target = resolve_target(
             settings.dbt_project_dir, settings.dbt_profiles_dir, settings.dbt_target
         )
+        if target.type == "spark":
+            from flower_dagster.demo.spark import load_spark_demo_data, spark_dir
+
+            folder = spark_dir(settings.dbt_project_dir)
+            counts = load_spark_demo_data(folder)
+            rows = ", ".join(f"{table} {count}" for table, count in counts.items())
+            print(f"wrote the demo raw data for Spark under {folder / 'raw'}: {rows}")
+            return 0
         if target.type != "duckdb" or target.path is None:
             raise FlowerError(
-                f"the demo data loads into DuckDB, but target {target.name} of profile "
+                f"the demo data loads into DuckDB or Spark, but target {target.name} of profile "
                 f"{target.profile} is {target.location}; pass --duckdb FILE"
             )
         path = target.path

@@ -53,7 +53,7 @@ def test_an_unknown_target_names_the_profile_and_what_is_allowed():
         resolve_target(DEMO_DBT_PROJECT_DIR, DEMO_DBT_PROJECT_DIR, "production", environ={})
     assert str(error.value) == (
         f"{DEMO_DBT_PROJECT_DIR / 'profiles.yml'}: profile 'flower_demo' has no target "
-        "'production'; allowed: duckdb, stage, prod"
+        "'production'; allowed: duckdb, stage, prod, spark"
     )
 
 

@@ -34,11 +34,15 @@ class TargetInfo:
     database: str | None
     path: Path | None  # the database file of file-based adapters (DuckDB)
     host: str | None
+    method: str | None = None  # how dbt-spark connects: session, thrift, http, odbc
 
     @property
     def location(self) -> str:
         """Where it writes, in one line: `duckdb state/prod.duckdb, schema main`."""
-        where = str(self.path) if self.path else self.host or self.database or "?"
+        if self.method == "session":
+            where = "in-process session"
+        else:
+            where = str(self.path) if self.path else self.host or self.database or "?"
         schema = f", schema {self.schema}" if self.schema else ""
         return f"{self.type} {where}{schema}"
 
@@ -86,6 +90,7 @@ def resolve_target(
         database=_text(output.get("database") or output.get("dbname")),
         path=file,
         host=_text(output.get("host")),
+        method=_text(output.get("method")),
     )
 
 
