@@ -27,7 +27,7 @@ from dagster._core.definitions.partitions.partitioned_schedule import (
 )
 
 from flower_dagster.dbt.models import NodeGrain
-from flower_dagster.partitions import Grain, partitions_for
+from flower_dagster.partitions import Grain
 from flower_dagster.settings import Settings
 
 CLOCK_DRIVEN_GRAINS = (Grain.HOURLY, Grain.DAILY)
@@ -76,7 +76,6 @@ def build_schedules(
         job = define_asset_job(
             f"{name}_job",
             selection=AssetSelection.assets(*[asset_key_of(uid) for uid in uids]),
-            partitions_def=partitions_for(grain, settings.partition_start, settings.timezone),
         )
         schedules.append(
             build_schedule_from_partitioned_job(
