@@ -11,11 +11,12 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .PHONY: help setup prepare demo-data dev demo test test-fast lint format constraints clean test-spark \
-	lint-models pr-body ci-base-manifest ci-build-modified
+	lint-models pr-body ci-base-manifest ci-build-modified admin docs-screenshots
 
 help:
 	@echo "make dev        set up, build the dbt manifest, load the demo data, start Dagster at http://$(HOST):$(PORT)"
 	@echo "make demo       the repair story with the real Dagster daemon (a few minutes, then it stops)"
+	@echo "make admin      the backfill admin for model authors, next to make dev (docs/backfills.md)"
 	@echo "make test       set up and run the whole test suite (with lint)"
 	@echo "make test-fast  the tests without the slow end-to-end suites"
 	@echo "make test-spark the demo on Spark (dbt-spark session, a local JVM), compared with DuckDB"
@@ -44,6 +45,15 @@ dev: prepare demo-data
 
 demo: setup
 	$(BIN)/flower demo run
+
+# The backfill admin (docs/backfills.md), in another terminal next to `make dev`: it talks to
+# that Dagster (admin.dagster_graphql_url) and listens on admin.host:admin.port of flower.yaml.
+admin: setup
+	$(BIN)/flower admin
+
+# The screenshots of docs/backfills.md, from the running demo in headless Chromium.
+docs-screenshots: setup
+	FLOWER_SCREENSHOTS=$(CURDIR)/docs/images $(BIN)/python -m pytest -q tests/test_admin_browser.py
 
 lint: setup
 	$(BIN)/ruff check .

@@ -8,6 +8,8 @@ flower demo load [--duckdb]  (re)load the demo warehouse's raw data
 flower demo run              the repair story, told by the real Dagster daemon
 flower lint [PATH...]        check models against the review rules (docs/lint.md); --pr-body FILE
 flower oncall who|schedule|report  who is on call, the rotation, the after-hours report
+flower admin [hash-token|check]    the backfill admin service for model authors (docs/backfills.md)
+flower backfill models|launch|status|cancel  backfill your models through it (FLOWER_TOKEN)
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from flower_dagster.admin.cli import register as register_admin
 from flower_dagster.alerts.cli import register as register_oncall
 from flower_dagster.errors import FlowerError
 from flower_dagster.lint.cli import register as register_lint
@@ -91,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
 
     register_lint(commands)
     register_oncall(commands)
+    register_admin(commands)
     return parser
 
 

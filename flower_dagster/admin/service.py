@@ -1,0 +1,461 @@
+"""The admin service: the one write path to Dagster for model authors (`flower admin`).
+
+A Starlette app. `/` is a plain HTML page for analysts; `/api/...` is JSON for the page and the
+CLI. Every `/api` request names a person: a bearer token whose SHA-256 is in the access file, or
+(only when `admin.trust_proxy_header` is set) the user header of an authenticating proxy.
+
+| request | what |
+| --- | --- |
+| `GET /api/me` | who I am, my groups and selectors |
+| `GET /api/models` | my models: grain, partition range, the state of the latest partitions |
+| `POST /api/backfills` `{model, from, to, reason}` | launch a backfill of one of my models |
+| `GET /api/backfills` | my backfills, newest first |
+| `GET /api/backfills/{id}` | one of my backfills: partitions done / failed / in progress |
+| `POST /api/backfills/{id}/cancel` | cancel one of my backfills |
+
+Refusals: 401 (no token, a wrong token, an unknown proxy user), 403 (not my model, not my
+backfill), 404 (unknown model or backfill), 415 (a POST that is not JSON), 422 (a bad range, a
+range above the size limit, a missing reason). A refused request launches nothing. Every
+request, allowed or refused, is one line of the audit log.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from flower_dagster.admin.access import Access, Person, load_access
+from flower_dagster.admin.audit import AuditLog, outcome_of
+from flower_dagster.admin.backfill import (
+    Refused,
+    partition_span,
+    partitions_of,
+    plan_backfill,
+)
+from flower_dagster.admin.dagster_client import (
+    LAUNCHED_BY_TAG,
+    REASON_TAG,
+    VIA_ADMIN,
+    VIA_TAG,
+    BackfillStatus,
+    DagsterClient,
+    DagsterUnavailable,
+)
+from flower_dagster.admin.page import PAGE
+from flower_dagster.admin.selection import Model
+from flower_dagster.settings import Settings
+
+AUDIT_SCOPE_KEY = "flower.audit"
+# The page runs only its own inline script and talks only to this service; it cannot be framed.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; "
+    "style-src 'unsafe-inline'; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+RECENT_PARTITIONS = 7
+MAX_BODY_BYTES = 16 * 1024
+
+
+class AccessSource:
+    """The access file, re-read when it changes on disk (a merged PR changes who may do what).
+
+    A changed file with mistakes is not taken: the service keeps the last good one and says so
+    in the audit log, rather than locking everybody out or letting anybody in."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._access = load_access(path)
+        self._mtime = path.stat().st_mtime_ns
+        self.problem: str | None = None
+
+    def current(self) -> Access:
+        try:
+            mtime = self.path.stat().st_mtime_ns
+        except OSError as error:
+            self.problem = f"access file unreadable, using the last good one: {error}"
+            return self._access
+        if mtime != self._mtime:
+            with self._lock:
+                if mtime != self._mtime:
+                    try:
+                        self._access = load_access(self.path)
+                        self.problem = None
+                    except Exception as error:  # a broken file keeps the last good access
+                        self.problem = f"access file not reloaded: {error}"
+                    self._mtime = mtime
+        return self._access
+
+
+@dataclass
+class AdminContext:
+    settings: Settings
+    access: AccessSource
+    models: Mapping[str, Model]
+    dagster: DagsterClient
+    audit: AuditLog
+
+
+def create_app(context: AdminContext) -> ASGIApp:
+    """The admin service as an ASGI app, wrapped in its audit middleware."""
+    api = _Api(context)
+    routes = [
+        Route("/", api.page, methods=["GET"]),
+        Route("/api/me", api.me, methods=["GET"]),
+        Route("/api/models", api.list_models, methods=["GET"]),
+        Route("/api/backfills", api.list_backfills, methods=["GET"]),
+        Route("/api/backfills", api.launch, methods=["POST"]),
+        Route("/api/backfills/{backfill_id}", api.show_backfill, methods=["GET"]),
+        Route("/api/backfills/{backfill_id}/cancel", api.cancel, methods=["POST"]),
+    ]
+    app = Starlette(routes=routes)
+    return _AuditMiddleware(app, context)
+
+
+def _note(request: Request, **fields: Any) -> None:
+    """Add fields to this request's audit line."""
+    request.scope.setdefault(AUDIT_SCOPE_KEY, {}).update(fields)
+
+
+def _refusal(request: Request, refused: Refused) -> JSONResponse:
+    _note(request, detail=refused.message, field=refused.field)
+    return JSONResponse(refused.as_json(), status_code=refused.status)
+
+
+Handler = Callable[[Request, Person], Awaitable[Response]]
+
+
+def _authenticated(handler: Handler) -> Callable[[Any, Request], Awaitable[Response]]:
+    async def endpoint(self: _Api, request: Request) -> Response:
+        person, refused = self.identify(request)
+        if refused is not None:
+            return _refusal(request, refused)
+        assert person is not None
+        return await handler(self, request, person)
+
+    return endpoint
+
+
+class _Api:
+    def __init__(self, context: AdminContext) -> None:
+        self.context = context
+
+    # -- who is asking -----------------------------------------------------------------------
+
+    def identify(self, request: Request) -> tuple[Person | None, Refused | None]:
+        access = self.context.access.current()
+        header = self.context.settings.admin.trust_proxy_header
+        if header:
+            claimed = request.headers.get(header)
+            if claimed:
+                person = access.person_named(claimed)
+                _note(request, auth="proxy", claimed_user=claimed)
+                if person is None:
+                    return None, Refused(
+                        401,
+                        "user",
+                        f"{claimed!r} is not in the access file",
+                        "a person of the access file",
+                    )
+                _note(request, user=person.id)
+                return person, None
+        authorization = request.headers.get("authorization", "")
+        scheme, _, token = authorization.partition(" ")
+        if not authorization or scheme.lower() != "bearer" or not token.strip():
+            _note(request, auth="none")
+            return None, Refused(
+                401,
+                "token",
+                "no token",
+                "an 'Authorization: Bearer <token>' header (FLOWER_TOKEN for the CLI)",
+            )
+        person = access.person_for_token(token.strip())
+        _note(request, auth="token")
+        if person is None:
+            return None, Refused(
+                401,
+                "token",
+                "the token is not recognised",
+                "the token you were issued (ask the platform team for a new one)",
+            )
+        _note(request, user=person.id)
+        return person, None
+
+    def mine(self, person: Person) -> dict[str, Model]:
+        return self.context.access.current().models_of(person, self.context.models)
+
+    # -- endpoints ---------------------------------------------------------------------------
+
+    async def page(self, request: Request) -> Response:
+        _note(request, action="page")
+        return HTMLResponse(PAGE, headers=PAGE_HEADERS)
+
+    @_authenticated
+    async def me(self, request: Request, person: Person) -> Response:
+        _note(request, action="me")
+        access = self.context.access.current()
+        return JSONResponse(
+            {
+                "user": person.id,
+                "name": person.name,
+                "groups": list(person.groups),
+                "selectors": [str(s) for s in access.selectors_of(person)],
+                "max_partitions": self.context.settings.admin.max_partitions,
+            }
+        )
+
+    @_authenticated
+    async def list_models(self, request: Request, person: Person) -> Response:
+        _note(request, action="models")
+        mine = self.mine(person)
+        statuses: dict[str, dict[str, str]] = {}
+        dagster_error = None
+        if mine:
+            try:
+                statuses = await run_in_threadpool(
+                    self.context.dagster.partition_statuses, list(mine)
+                )
+            except DagsterUnavailable as error:
+                dagster_error = str(error)
+        settings = self.context.settings
+        rows = []
+        for name, model in mine.items():
+            first, last = partition_span(model, settings)
+            rows.append(
+                {
+                    "model": name,
+                    "grain": str(model.grain),
+                    "owner": model.owner,
+                    "group": model.group,
+                    "description": model.description,
+                    "first_partition": first,
+                    "last_partition": last,
+                    **(
+                        {"recent": None, "counts": None}
+                        if dagster_error
+                        else _states(model, settings, statuses.get(name, {}))
+                    ),
+                }
+            )
+        return JSONResponse({"models": rows, "dagster_error": dagster_error})
+
+    @_authenticated
+    async def launch(self, request: Request, person: Person) -> Response:
+        _note(request, action="launch")
+        body = await _json_body(request)
+        if isinstance(body, Refused):
+            return _refusal(request, body)
+        if isinstance(body, Mapping):
+            _note(
+                request,
+                **{k: str(body[k])[:200] for k in ("model", "from", "to", "reason") if k in body},
+            )
+        try:
+            plan = plan_backfill(
+                body, self.mine(person), self.context.models, self.context.settings
+            )
+        except Refused as refused:
+            return _refusal(request, refused)
+        tags = {LAUNCHED_BY_TAG: person.id, REASON_TAG: plan.reason, VIA_TAG: VIA_ADMIN}
+        title = f"{plan.model} {plan.first}..{plan.last} by {person.id}"
+        try:
+            backfill_id = await run_in_threadpool(
+                self.context.dagster.launch_backfill,
+                plan.model,
+                plan.partition_keys,
+                tags,
+                title,
+                f"{person.name}: {plan.reason}",
+            )
+        except DagsterUnavailable as error:
+            _note(request, detail=str(error))
+            return JSONResponse({"error": "Dagster did not take the backfill"}, status_code=503)
+        _note(request, backfill_id=backfill_id, partitions=len(plan.partition_keys))
+        return JSONResponse(
+            {
+                "id": backfill_id,
+                "model": plan.model,
+                "from": plan.first,
+                "to": plan.last,
+                "partitions": len(plan.partition_keys),
+                "launched_by": person.id,
+                "reason": plan.reason,
+            },
+            status_code=201,
+        )
+
+    @_authenticated
+    async def list_backfills(self, request: Request, person: Person) -> Response:
+        _note(request, action="backfills")
+        try:
+            every = await run_in_threadpool(self.context.dagster.backfills, 200)
+        except DagsterUnavailable as error:
+            _note(request, detail=str(error))
+            return JSONResponse({"error": "Dagster did not answer"}, status_code=503)
+        mine = [b.as_json() for b in every if _launched_by(b, person)]
+        return JSONResponse({"backfills": mine})
+
+    @_authenticated
+    async def show_backfill(self, request: Request, person: Person) -> Response:
+        backfill_id = request.path_params["backfill_id"]
+        _note(request, action="backfill", backfill_id=backfill_id)
+        found = await self._own_backfill(request, person, backfill_id)
+        if isinstance(found, Response):
+            return found
+        return JSONResponse(found.as_json())
+
+    @_authenticated
+    async def cancel(self, request: Request, person: Person) -> Response:
+        backfill_id = request.path_params["backfill_id"]
+        _note(request, action="cancel", backfill_id=backfill_id)
+        if not _is_json(request):
+            return _refusal(request, _NOT_JSON)
+        found = await self._own_backfill(request, person, backfill_id)
+        if isinstance(found, Response):
+            return found
+        if found.finished:
+            return _refusal(
+                request,
+                Refused(
+                    409,
+                    "id",
+                    f"backfill {backfill_id} is {found.status}: nothing to cancel",
+                    "a backfill that is still running",
+                ),
+            )
+        try:
+            await run_in_threadpool(self.context.dagster.cancel_backfill, backfill_id)
+        except DagsterUnavailable as error:
+            _note(request, detail=str(error))
+            return JSONResponse({"error": "Dagster did not cancel the backfill"}, status_code=503)
+        return JSONResponse({"id": backfill_id, "status": "CANCELING"})
+
+    async def _own_backfill(
+        self, request: Request, person: Person, backfill_id: str
+    ) -> BackfillStatus | Response:
+        try:
+            found = await run_in_threadpool(self.context.dagster.backfill, backfill_id)
+        except DagsterUnavailable as error:
+            _note(request, detail=str(error))
+            return JSONResponse({"error": "Dagster did not answer"}, status_code=503)
+        if found is None:
+            return _refusal(
+                request, Refused(404, "id", f"no backfill {backfill_id!r}", "one of your backfills")
+            )
+        if not _launched_by(found, person):
+            return _refusal(
+                request,
+                Refused(403, "id", f"backfill {backfill_id} is not yours", "one of your backfills"),
+            )
+        return found
+
+
+_NOT_JSON = Refused(415, "body", "the request is not JSON", "Content-Type: application/json")
+
+
+def _is_json(request: Request) -> bool:
+    # A cross-site form cannot send this content type without the browser asking first.
+    return request.headers.get("content-type", "").split(";")[0].strip() == "application/json"
+
+
+async def _json_body(request: Request) -> Any:
+    if not _is_json(request):
+        return _NOT_JSON
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        return Refused(413, "body", "the request body is too large", f"{MAX_BODY_BYTES} bytes")
+    try:
+        return json.loads(raw or b"null")
+    except ValueError:
+        return Refused(
+            400, "body", "the request body is not valid JSON", "{model, from, to, reason}"
+        )
+
+
+def _launched_by(backfill: BackfillStatus, person: Person) -> bool:
+    return backfill.via_admin and backfill.launched_by == person.id
+
+
+def _states(model: Model, settings: Settings, ranges: Mapping[str, str]) -> dict[str, Any]:
+    """The state of the model's latest partitions (materialized, failed, materializing, missing)
+    and how many of all its partitions are in each state."""
+    partitions = partitions_of(model, settings)
+    keys = partitions.get_partition_keys()
+    index = {key: i for i, key in enumerate(keys)}
+    state = ["missing"] * len(keys)
+    for span, status in ranges.items():
+        start, _, end = span.partition("..")
+        if start in index and end in index:
+            for i in range(index[start], index[end] + 1):
+                state[i] = status.lower()
+    counts = {name: state.count(name) for name in ("materialized", "failed", "materializing")}
+    counts["total"] = len(keys)
+    recent = [
+        {"partition": key, "status": status}
+        for key, status in zip(keys[-RECENT_PARTITIONS:], state[-RECENT_PARTITIONS:], strict=True)
+    ]
+    return {"recent": recent, "counts": counts}
+
+
+class _AuditMiddleware:
+    """Writes one audit line per HTTP request once its response has started."""
+
+    def __init__(self, app: ASGIApp, context: AdminContext) -> None:
+        self.app = app
+        self.context = context
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        entry: dict[str, Any] = {}
+        scope[AUDIT_SCOPE_KEY] = entry
+        written = False
+
+        async def send_after_audit(message: Message) -> None:
+            nonlocal written
+            # The line is written before the response starts: whoever sees an answer can
+            # rely on its audit line being there.
+            if message["type"] == "http.response.start" and not written:
+                written = True
+                self._write(scope, entry, message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_after_audit)
+        finally:
+            if not written:
+                self._write(scope, entry, 500)
+
+    def _write(self, scope: Scope, entry: dict[str, Any], code: int) -> None:
+        client = scope.get("client")
+        line = {
+            "client": client[0] if client else None,
+            "user": entry.pop("user", None),
+            "auth": entry.pop("auth", None),
+            "method": scope["method"],
+            "path": scope["path"],
+            "action": entry.pop("action", None),
+            "status": code,
+            "outcome": outcome_of(code),
+            **entry,
+        }
+        problem = self.context.access.problem
+        if problem:
+            line["access_file"] = problem
+        self.context.audit.write(line)

@@ -1,0 +1,270 @@
+"""The admin service over real HTTP (uvicorn on 127.0.0.1), with a recording stand-in for Dagster.
+
+What needs no real Dagster: who is recognised (token, trusted proxy header), what is written to
+the audit log, what reaches Dagster's GraphQL API and what never does, the access file reloaded
+when it changes, and a Dagster that does not answer. The real Dagster is in test_admin_e2e.py.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import uvicorn
+import yaml
+
+from flower_dagster.admin.access import hash_token
+from flower_dagster.admin.audit import AuditLog, read_audit
+from flower_dagster.admin.dagster_client import DagsterClient
+from flower_dagster.admin.selection import models_from_manifest
+from flower_dagster.admin.service import AccessSource, AdminContext, create_app
+from flower_dagster.dbt.project import FlowerDbtProject
+from flower_dagster.settings import AdminSettings
+from tests.admin_support import AdminStack, free_port
+from tests.conftest import Warehouse
+
+TOKENS = {"jimin": "jimin-token-0123456789-abcdefghij", "seoyeon": "seoyeon-token-0123456789-abcd"}
+
+
+class _FakeDagster(BaseHTTPRequestHandler):
+    """Answers the admin's GraphQL queries and records each one."""
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.received.append(body)  # type: ignore[attr-defined]
+        if self.server.down:  # type: ignore[attr-defined]
+            self.send_response(502)
+            self.end_headers()
+            return
+        query = body["query"]
+        if "launchPartitionBackfill" in query:
+            data = {
+                "launchPartitionBackfill": {
+                    "__typename": "LaunchBackfillSuccess",
+                    "backfillId": f"bf{len(self.server.received)}",
+                }
+            }
+        elif "partitionBackfillsOrError" in query:
+            data = {
+                "partitionBackfillsOrError": {"__typename": "PartitionBackfills", "results": []}
+            }
+        else:
+            data = {"assetNodes": []}
+        payload = json.dumps({"data": data}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@dataclass
+class Service:
+    stack: AdminStack
+    dagster: ThreadingHTTPServer
+    access_file: Path
+
+    def mutations(self) -> list[dict]:
+        return [r for r in self.dagster.received if "launchPartitionBackfill" in r["query"]]
+
+
+def _write_access(path: Path, commerce_models: list[str]) -> None:
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "people": {
+                    "jimin": {"groups": ["commerce"], "token_sha256": hash_token(TOKENS["jimin"])},
+                    "seoyeon": {
+                        "groups": ["growth"],
+                        "token_sha256": hash_token(TOKENS["seoyeon"]),
+                    },
+                    "proxied": {"groups": ["growth"]},  # no token: only through the proxy
+                },
+                "groups": {
+                    "commerce": {"models": commerce_models},
+                    "growth": {"models": ["owner:growth"]},
+                },
+            }
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def service(warehouse: Warehouse, tmp_path_factory) -> Iterator[Service]:
+    root = tmp_path_factory.mktemp("admin_service")
+    dagster = ThreadingHTTPServer(("127.0.0.1", 0), _FakeDagster)
+    dagster.received = []  # type: ignore[attr-defined]
+    dagster.down = False  # type: ignore[attr-defined]
+    threading.Thread(target=dagster.serve_forever, daemon=True).start()
+    access_file = root / "access.yaml"
+    _write_access(access_file, ["owner:commerce"])
+    port = free_port()
+    settings = replace(
+        warehouse.settings,
+        admin=AdminSettings(
+            port=port,
+            dagster_graphql_url=f"http://127.0.0.1:{dagster.server_port}/graphql",
+            access_file=access_file,
+            max_partitions=10,
+            audit_log=root / "audit.jsonl",
+            trust_proxy_header="X-Forwarded-User",
+        ),
+    )
+    models = models_from_manifest(FlowerDbtProject.from_settings(settings).load_manifest())
+    context = AdminContext(
+        settings=settings,
+        access=AccessSource(access_file),
+        models=models,
+        dagster=DagsterClient(settings.admin.dagster_graphql_url, timeout=5),
+        audit=AuditLog(settings.admin.audit_log),
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(context), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    stack = AdminStack(root, dagster.server_port, port, None, TOKENS, root / "audit.jsonl", {})
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield Service(stack, dagster, access_file)
+    server.should_exit = True
+    thread.join(timeout=10)
+    dagster.shutdown()
+
+
+LAUNCH = {"model": "fct_orders", "from": "2024-01-09", "to": "2024-01-11", "reason": "reload"}
+
+
+def test_a_launch_sends_one_asset_backfill_with_who_and_why(service: Service):
+    before = len(service.mutations())
+    status, answer = service.stack.call("POST", "/api/backfills", TOKENS["jimin"], LAUNCH)
+    assert status == 201, answer
+    sent = service.mutations()[before:]
+    assert len(sent) == 1
+    params = sent[0]["variables"]["params"]
+    assert params["assetSelection"] == [{"path": ["fct_orders"]}]
+    assert params["partitionNames"] == ["2024-01-09", "2024-01-10", "2024-01-11"]
+    assert {t["key"]: t["value"] for t in params["tags"]} == {
+        "flower/launched-by": "jimin",
+        "flower/reason": "reload",
+        "flower/via": "backfill-admin",
+    }
+    assert params["title"] == "fct_orders 2024-01-09..2024-01-11 by jimin"
+    assert answer["id"] == f"bf{len(service.dagster.received)}"
+
+
+@pytest.mark.parametrize(
+    ("token", "headers", "body", "status"),
+    [
+        (None, {}, LAUNCH, 401),
+        ("x" * 40, {}, LAUNCH, 401),
+        (TOKENS["seoyeon"], {}, LAUNCH, 403),
+        (TOKENS["jimin"], {}, {**LAUNCH, "to": "2024-01-30"}, 422),
+        (None, {"X-Forwarded-User": "mallory"}, LAUNCH, 401),
+        (None, {"X-Forwarded-User": "proxied"}, LAUNCH, 403),
+    ],
+)
+def test_a_refused_launch_never_reaches_dagster(service: Service, token, headers, body, status):
+    before = len(service.mutations())
+    got, answer = service.stack.call("POST", "/api/backfills", token, body, headers=headers)
+    assert got == status, answer
+    assert len(service.mutations()) == before
+
+
+def test_a_trusted_proxy_header_names_the_person_and_is_audited_as_such(service: Service):
+    status, me = service.stack.call("GET", "/api/me", headers={"X-Forwarded-User": "proxied"})
+    assert status == 200 and me["user"] == "proxied" and me["groups"] == ["growth"]
+    line = service.stack.audit()[-1]
+    assert (line["user"], line["auth"], line["outcome"]) == ("proxied", "proxy", "allowed")
+    status, _ = service.stack.call("GET", "/api/me", headers={"X-Forwarded-User": "nobody"})
+    assert status == 401
+    line = service.stack.audit()[-1]
+    assert (line["user"], line["claimed_user"], line["outcome"]) == (None, "nobody", "refused")
+
+
+def test_every_request_is_one_audit_line_without_the_token(service: Service):
+    before = len(service.stack.audit())
+    service.stack.call("GET", "/")
+    service.stack.call("GET", "/api/me", TOKENS["jimin"])
+    service.stack.call("GET", "/api/nothing-here", TOKENS["jimin"])
+    service.stack.call("GET", "/api/me", "wrong-token-but-long-enough-to-look-real")
+    lines = service.stack.audit()[before:]
+    assert [(line["path"], line["status"], line["outcome"]) for line in lines] == [
+        ("/", 200, "allowed"),
+        ("/api/me", 200, "allowed"),
+        ("/api/nothing-here", 404, "refused"),
+        ("/api/me", 401, "refused"),
+    ]
+    text = service.stack.audit_log.read_text()
+    assert TOKENS["jimin"] not in text and "wrong-token-but-long" not in text
+    assert hash_token(TOKENS["jimin"]) not in text
+
+
+def test_the_page_is_served_without_a_token_and_holds_no_data(service: Service):
+    status, page = service.stack.call("GET", "/")
+    assert status == 200 and "<title>Backfills" in page and 'id="token"' in page
+    assert "fct_orders" not in page
+    with urllib.request.urlopen(service.stack.admin_url + "/", timeout=10) as response:
+        policy = response.headers["Content-Security-Policy"]
+        assert "connect-src 'self'" in policy and "frame-ancestors 'none'" in policy
+        assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_a_changed_access_file_is_taken_and_a_broken_one_is_not(service: Service):
+    jimin = TOKENS["jimin"]
+    try:
+        _write_access(service.access_file, ["fct_orders"])
+        _touch_later(service.access_file)
+        _, models = service.stack.call("GET", "/api/models", jimin)
+        assert [m["model"] for m in models["models"]] == ["fct_orders"]
+        service.access_file.write_text("people: [\n")
+        _touch_later(service.access_file)
+        status, models = service.stack.call("GET", "/api/models", jimin)
+        assert status == 200 and [m["model"] for m in models["models"]] == ["fct_orders"]
+        assert "access file not reloaded" in service.stack.audit()[-1]["access_file"]
+    finally:
+        _write_access(service.access_file, ["owner:commerce"])
+        _touch_later(service.access_file)
+    _, models = service.stack.call("GET", "/api/models", jimin)
+    assert len(models["models"]) == 4
+
+
+def test_a_dagster_that_does_not_answer_is_a_503_and_an_error_line(service: Service):
+    service.dagster.down = True
+    try:
+        status, answer = service.stack.call("POST", "/api/backfills", TOKENS["jimin"], LAUNCH)
+        assert status == 503 and answer == {"error": "Dagster did not take the backfill"}
+        line = service.stack.audit()[-1]
+        assert line["outcome"] == "error" and "answered 502" in line["detail"]
+        status, models = service.stack.call("GET", "/api/models", TOKENS["jimin"])
+        assert status == 200 and models["dagster_error"] and models["models"][0]["recent"] is None
+    finally:
+        service.dagster.down = False
+
+
+def _touch_later(path: Path) -> None:
+    """Make sure the file's modification time differs from the last one seen."""
+    stat = path.stat()
+    import os
+
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000 + time.time_ns() % 997))
+
+
+def test_read_audit_reads_what_audit_log_writes(tmp_path):
+    log = AuditLog(tmp_path / "sub" / "audit.jsonl")
+    log.write({"path": "/", "status": 200})
+    log.write({"path": "/api/me", "status": 401})
+    lines = read_audit(log.path)
+    assert [(x["path"], x["status"]) for x in lines] == [("/", 200), ("/api/me", 401)]
+    assert all("time" in x for x in lines)
