@@ -327,7 +327,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """
     env = os.environ if environ is None else environ
     path = _settings_path(env)
-    raw = _read_file(path) if path else {}
+    raw = read_yaml_mapping(path) if path else {}
     label = path.name if path else "settings"
     sources: dict[str, str] = {}
     for variable, key in ENV_OVERRIDES.items():
@@ -436,15 +436,17 @@ def _settings_path(env: Mapping[str, str]) -> Path | None:
     return DEFAULT_SETTINGS_FILE if DEFAULT_SETTINGS_FILE.is_file() else None
 
 
-def _read_file(path: Path) -> dict[str, Any]:
+def read_yaml_mapping(path: Path, what: str = "settings", label: str | None = None) -> dict:
+    """A YAML file that must hold a mapping; a mistake names the file (and the line)."""
+    name = label or path.name
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise SettingsError(f"{path.name}{where}: not valid YAML ({error})") from None
+        raise SettingsError(f"{name}{where}: not valid YAML ({error})") from None
     if not isinstance(data, dict):
-        raise SettingsError(f"{path.name}: expected a mapping of settings, got {data!r}")
+        raise SettingsError(f"{name}: expected a mapping of {what}, got {data!r}")
     return data
 
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flower_dagster.errors import SettingsError
+from flower_dagster.settings import read_yaml_mapping
 
 SLACK_USER_ID = r"^[UW][A-Z0-9]{2,}$"
 SLACK_CHANNEL = r"^#?[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -160,13 +160,7 @@ def load_directory(path: Path) -> Directory:
 def _read(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise SettingsError(f"{path}: no such file (alerts.people_file / alerts.oncall_file)")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise SettingsError(f"{path.name}: not valid YAML ({error})") from None
-    if not isinstance(data, dict):
-        raise SettingsError(f"{path.name}: expected a mapping, got {data!r}")
-    return data
+    return read_yaml_mapping(path, "people and channels")
 
 
 def _describe(

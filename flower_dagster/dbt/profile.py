@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import yaml
 
 from flower_dagster.errors import SettingsError
+from flower_dagster.settings import read_yaml_mapping
 
 _MISSING = object()
 
@@ -95,13 +95,7 @@ def resolve_target(
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise SettingsError(f"{path}: not valid YAML ({error})") from None
-    if not isinstance(data, dict):
-        raise SettingsError(f"{path}: expected a mapping")
-    return data
+    return read_yaml_mapping(path, "dbt settings", label=str(path))
 
 
 def _render(value: Any, env: Mapping[str, str]) -> Any:
