@@ -11,7 +11,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .PHONY: help setup prepare demo-data dev demo test test-fast lint format constraints clean test-spark \
-	lint-models pr-body ci-base-manifest ci-build-modified admin docs-screenshots
+	lint-models pr-body ci-base-manifest ci-build-modified admin docs-screenshots bench
 
 help:
 	@echo "make dev        set up, build the dbt manifest, load the demo data, start Dagster at http://$(HOST):$(PORT)"
@@ -19,6 +19,7 @@ help:
 	@echo "make admin      the backfill admin for model authors, next to make dev (docs/backfills.md)"
 	@echo "make test       set up and run the whole test suite (with lint)"
 	@echo "make test-fast  the tests without the slow end-to-end suites"
+	@echo "make bench      the benchmarks: docs/benchmarks.md and its figures (~15 minutes)"
 	@echo "make test-spark the demo on Spark (dbt-spark session, a local JVM), compared with DuckDB"
 	@echo "make lint       ruff check and ruff format --check"
 	@echo "make lint-models  flower lint of the dbt models (CHANGED_SINCE=origin/main, LINT_FORMAT=github)"
@@ -107,6 +108,13 @@ test-spark: setup
 # Regenerate the pinned set after changing dependencies in pyproject.toml.
 constraints: setup
 	{ head -2 constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^flower-dagster'; } > constraints.tmp && mv constraints.tmp constraints.txt
+
+# The benchmarks of docs/benchmarks.md (bench/run_all.py): generated projects of 200, 1,000 and
+# 3,000 models in $(BENCH_WORK), results in bench/out/, the document and docs/images/bench_*.png.
+BENCH_WORK ?= /tmp/flower-bench
+bench: setup
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,spark,bench]'
+	FLOWER_BENCH_WORK=$(BENCH_WORK) $(BIN)/python -m bench.run_all
 
 clean:
 	rm -rf $(VENV) dbt_project/target dbt_project/state dbt_project/logs

@@ -474,8 +474,16 @@ def reference_parse(bench: Bench, key: str, label: str, repeats: int, full: bool
     return option
 
 
+ALL_OPTIONS = ("a", "b", "c-env", "c-vars", "parse-full", "parse-partial")
+
+
 def run_benchmark(
-    n_models: int, repeats: int, repeats_vars: int, seed: int, work: Path
+    n_models: int,
+    repeats: int,
+    repeats_vars: int,
+    seed: int,
+    work: Path,
+    only: Sequence[str] = ALL_OPTIONS,
 ) -> dict[str, Any]:
     project = work / "project"
     progress(f"generate {n_models} models in {project}")
@@ -521,40 +529,47 @@ def run_benchmark(
         return ["build", "--select", spec.name], w.env()
 
     options: list[OptionResult] = []
-    progress(f"(a) stock: --vars window, subprocess, {repeats_vars} runs")
-    options.append(
-        run_subprocess_option(
-            bench, spec, "a", "subprocess, window in --vars", take(repeats_vars), stock_args
+    if "a" in only:
+        progress(f"(a) stock: --vars window, subprocess, {repeats_vars} runs")
+        options.append(
+            run_subprocess_option(
+                bench, spec, "a", "subprocess, window in --vars", take(repeats_vars), stock_args
+            )
         )
-    )
-    progress(f"(b) flower: env window, subprocess + copied partial_parse.msgpack, {repeats} runs")
-    options.append(
-        run_subprocess_option(
-            bench,
-            spec,
-            "b",
-            "subprocess + partial_parse.msgpack, window in env",
-            take(repeats),
-            flower_args,
+    if "b" in only:
+        progress(
+            f"(b) flower: env window, subprocess + copied partial_parse.msgpack, {repeats} runs"
         )
-    )
-    progress(f"(c) in-process dbtRunner(manifest), env window, {repeats} runs")
-    options.append(run_inprocess_option(bench, spec, "env", take(repeats)))
-    progress(f"(c) in-process dbtRunner(manifest), --vars window, {repeats_vars} runs")
-    options.append(run_inprocess_option(bench, spec, "vars", take(repeats_vars)))
-
-    progress(f"reference: dbt parse --no-partial-parse, {repeats_vars} runs")
-    options.append(
-        reference_parse(
-            bench, "parse-full", "dbt parse --no-partial-parse", repeats_vars, full=True
+        options.append(
+            run_subprocess_option(
+                bench,
+                spec,
+                "b",
+                "subprocess + partial_parse.msgpack, window in env",
+                take(repeats),
+                flower_args,
+            )
         )
-    )
-    progress(f"reference: dbt parse with partial_parse.msgpack (no changes), {repeats} runs")
-    options.append(
-        reference_parse(
-            bench, "parse-partial", "dbt parse + partial_parse.msgpack", repeats, full=False
+    if "c-env" in only:
+        progress(f"(c) in-process dbtRunner(manifest), env window, {repeats} runs")
+        options.append(run_inprocess_option(bench, spec, "env", take(repeats)))
+    if "c-vars" in only:
+        progress(f"(c) in-process dbtRunner(manifest), --vars window, {repeats_vars} runs")
+        options.append(run_inprocess_option(bench, spec, "vars", take(repeats_vars)))
+    if "parse-full" in only:
+        progress(f"reference: dbt parse --no-partial-parse, {repeats_vars} runs")
+        options.append(
+            reference_parse(
+                bench, "parse-full", "dbt parse --no-partial-parse", repeats_vars, full=True
+            )
         )
-    )
+    if "parse-partial" in only:
+        progress(f"reference: dbt parse with partial_parse.msgpack (no changes), {repeats} runs")
+        options.append(
+            reference_parse(
+                bench, "parse-partial", "dbt parse + partial_parse.msgpack", repeats, full=False
+            )
+        )
 
     whole = table_correct(db_path, spec)
     progress(f"whole table {spec.name} equals the direct query over all raw rows: {whole}")
@@ -620,6 +635,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, help="results JSON")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument(
+        "--only",
+        default=",".join(ALL_OPTIONS),
+        help=f"comma-separated options to run (default: all of {','.join(ALL_OPTIONS)})",
+    )
     parser.add_argument("--inprocess-worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.inprocess_worker:
@@ -627,8 +647,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     work = Path(tempfile.mkdtemp(prefix="flower-bench-"))
     try:
+        only = [o.strip() for o in args.only.split(",") if o.strip()]
+        unknown = sorted(set(only) - set(ALL_OPTIONS))
+        if unknown:
+            parser.error(
+                f"unknown option(s) {', '.join(unknown)}; allowed: {', '.join(ALL_OPTIONS)}"
+            )
         result = run_benchmark(
-            args.models, args.repeats, args.repeats_vars or args.repeats, args.seed, work
+            args.models, args.repeats, args.repeats_vars or args.repeats, args.seed, work, only
         )
     finally:
         if args.keep:

@@ -43,13 +43,21 @@ def partitioned_assets() -> AssetSelection:
     return selection
 
 
-def repair_condition() -> AutomationCondition:
-    """The roll-up rule as one composition of Dagster's own conditions."""
+def repair_condition(partitioned_parents: AssetSelection | None = None) -> AutomationCondition:
+    """The roll-up rule as one composition of Dagster's own conditions.
+
+    Only updates of partitioned parents count: by default every asset with a grain
+    (`partitioned_assets()`). flower-dagster passes each roll-up its own partitioned parents as
+    a key selection instead: the same parents, but Dagster resolves the selection over the
+    whole asset graph for every roll-up at every evaluation, which for a tag selection means a
+    scan of every asset, and for a key selection only a look-up of those keys.
+    """
+    allowed = partitioned_assets() if partitioned_parents is None else partitioned_parents
     newly_updated = AutomationCondition.newly_updated()
     upstream_updated = (
         AutomationCondition.any_deps_match(newly_updated)
         # A re-run staging view must not re-request three years of daily partitions.
-        .allow(partitioned_assets())
+        .allow(allowed)
         .since(newly_updated)
         .with_label("an upstream partition was updated since this partition was built")
     )
@@ -64,7 +72,7 @@ def repair_condition() -> AutomationCondition:
     )
     own_failure_waits = (
         ~AutomationCondition.execution_failed()
-        | AutomationCondition.any_deps_match(newly_updated).allow(partitioned_assets())
+        | AutomationCondition.any_deps_match(newly_updated).allow(allowed)
     ).with_label("not failed, or failed and an upstream partition was just updated")
     # A tick reads new materializations up to the moment it starts, but sees runs finish live:
     # a run that ends during a tick would look neither in progress nor done. Until a request

@@ -30,11 +30,12 @@ class FlowerTranslator(DagsterDbtTranslator):
     def __init__(
         self,
         grains: Mapping[str, NodeGrain] | None = None,
-        rollup_condition: AutomationCondition | None = None,
+        rollup_conditions: Mapping[str, AutomationCondition] | None = None,
     ) -> None:
+        """`rollup_conditions`: the repair rule of each roll-up, by unique id."""
         super().__init__(DagsterDbtTranslatorSettings(enable_asset_checks=True))
         self._grains = dict(grains or {})
-        self._rollup_condition = rollup_condition
+        self._rollup_conditions = dict(rollup_conditions or {})
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
         if dbt_resource_props["resource_type"] == "source":
@@ -64,7 +65,7 @@ class FlowerTranslator(DagsterDbtTranslator):
     ) -> AutomationCondition | None:
         node = self._grains.get(dbt_resource_props.get("unique_id", ""))
         if node is not None and node.is_rollup:
-            return self._rollup_condition
+            return self._rollup_conditions.get(node.unique_id)
         return None
 
     def get_tags(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, str]:

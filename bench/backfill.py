@@ -1,0 +1,227 @@
+"""Item 4: a 365-day backfill of one daily model on DuckDB, three ways.
+
+On a generated project (raw events for the whole year in DuckDB; the model and its staging
+parent built once over the whole history, so every contender overwrites existing partitions):
+
+  flower   `dagster asset materialize --select M --partition-range FIRST...LAST` on the
+           flower-dagster code location: a real Dagster run in a fresh process (loading the
+           code location, the run, one `dbt build` over the whole range, one materialization
+           per partition), its instance on tmpfs
+  per-day  one `dbt run --select M` per day (the Airflow way: one task per day), window in the
+           environment (no re-parse, the cheapest per-day form); PER_DAY_RUNS days are timed
+           and the year extrapolated from their median
+  floor    one `dbt run --select M` with the year's window: the least any tool can do;
+           `dbt build` (run and tests, what flower-dagster runs) is timed too
+
+After every contender the year's rows are checked against a direct query of the raw table.
+
+    python -m bench.backfill --models 200 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from bench.common import (
+    DEFAULT_WORK_DIR,
+    OUT_DIR,
+    Project,
+    bin_path,
+    median,
+    partition_start,
+    prepare_project,
+    progress,
+    ratio,
+    run_child,
+    summary,
+    write_json,
+)
+from bench.generate_project import Kind, ModelSpec, expected_rows_sql, plan_project, raw_events_sql
+
+DAYS = 365
+ROWS_PER_DAY = 17_280  # divides 86,400 (one event every 5 s): exactly this many a day
+PER_DAY_RUNS = 8
+WINDOW_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def pick_model(specs: Sequence[ModelSpec]) -> ModelSpec:
+    """A daily model fed by one staging view: run by the schedule, so no source check."""
+    layer_one = [s for s in specs if s.kind is Kind.DAILY and s.layer == 1]
+    return min(layer_one, key=lambda s: (len(s.parents), s.name))
+
+
+def window_env(start: datetime, end: datetime) -> dict[str, str]:
+    return {
+        "FLOWER_WINDOW_START": start.strftime(WINDOW_FORMAT),
+        "FLOWER_WINDOW_END": end.strftime(WINDOW_FORMAT),
+    }
+
+
+def rows_correct(db: Path, spec: ModelSpec, start: datetime, end: datetime) -> bool:
+    """The model's rows in [start, end) equal the direct query of the raw table."""
+    s, e = start.strftime(WINDOW_FORMAT), end.strftime(WINDOW_FORMAT)
+    actual = (
+        f"select id, customer_id, category, amount, event_ts from main.{spec.name} "
+        f"where event_ts >= timestamp '{s}' and event_ts < timestamp '{e}'"
+    )
+    expected = expected_rows_sql(spec, s, e)
+    with duckdb.connect(str(db), read_only=True) as con:
+        diff = con.execute(
+            f"select (select count(*) from (({actual}) except all ({expected}))) "
+            f"+ (select count(*) from (({expected}) except all ({actual})))"
+        ).fetchone()[0]
+        count = con.execute(f"select count(*) from ({actual})").fetchone()[0]
+    return diff == 0 and count == (end - start).days * ROWS_PER_DAY
+
+
+def spoil(db: Path, spec: ModelSpec, start: datetime, end: datetime) -> None:
+    """Spoil the year's rows, so only a run that rewrote them passes the check."""
+    with duckdb.connect(str(db)) as con:
+        con.execute(
+            f"update main.{spec.name} set amount = -1 where event_ts >= ? and event_ts < ?",
+            [start, end],
+        )
+
+
+def run(models: int, repeats: int, work: Path) -> dict[str, Any]:
+    project: Project = prepare_project(models, work)
+    spec = pick_model(plan_project(models, project.seed))
+    first = datetime.combine(partition_start(), datetime.min.time())
+    last = first + timedelta(days=DAYS - 1)
+    end = last + timedelta(days=1)
+    db = project.dir / "bench.duckdb"  # the profile's path at parse time: no re-parse
+    db.unlink(missing_ok=True)
+    with duckdb.connect(str(db)) as con:
+        con.execute(raw_events_sql(first, DAYS + 7, ROWS_PER_DAY))
+    env = project.flower_env()
+    dbt = bin_path("dbt")
+    setup = run_child([dbt, "run", "--select", f"+{spec.name}"], env=env, cwd=project.dir)
+    progress(
+        f"  backfill: {spec.name} and its parents built over {DAYS + 7} days "
+        f"({ROWS_PER_DAY} rows a day) in {setup.seconds:.1f}s"
+    )
+
+    def check(label: str, start: datetime, stop: datetime) -> bool:
+        ok = rows_correct(db, spec, start, stop)
+        if not ok:
+            raise RuntimeError(f"{label}: {spec.name}'s rows are wrong after the run")
+        return ok
+
+    contenders: dict[str, dict[str, Any]] = {}
+    year = window_env(first, end)
+    timings: dict[str, list[float]] = {"flower": [], "floor_run": [], "floor_build": []}
+    for i in range(repeats):  # side by side: each contender once per repeat
+        home = Path(tempfile.mkdtemp(prefix="flower-backfill-", dir=_tmpfs()))
+        try:
+            spoil(db, spec, first, end)
+            result = run_child(
+                [
+                    bin_path("dagster"),
+                    "asset",
+                    "materialize",
+                    "-m",
+                    "flower_dagster.definitions",
+                    "--select",
+                    spec.name,
+                    "--partition-range",
+                    f"{first:%Y-%m-%d}...{last:%Y-%m-%d}",
+                ],
+                env={**env, "DAGSTER_HOME": str(home)},
+            )
+            materialized = _materializations(home, spec.name)
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+        check("flower", first, end)
+        if materialized != DAYS:
+            raise RuntimeError(f"flower recorded {materialized} partitions, not {DAYS}")
+        timings["flower"].append(result.seconds)
+        for key, command in (("floor_run", "run"), ("floor_build", "build")):
+            spoil(db, spec, first, end)
+            result = run_child(
+                [dbt, command, "--select", spec.name], env={**env, **year}, cwd=project.dir
+            )
+            check(key, first, end)
+            timings[key].append(result.seconds)
+        progress(
+            f"  backfill repeat {i + 1}: flower {timings['flower'][-1]:.1f}s, "
+            f"dbt run {timings['floor_run'][-1]:.1f}s, dbt build {timings['floor_build'][-1]:.1f}s"
+        )
+    per_day: list[float] = []
+    spoil(db, spec, first, end)
+    for day in range(PER_DAY_RUNS):
+        start = first + timedelta(days=day)
+        stop = start + timedelta(days=1)
+        result = run_child(
+            [dbt, "run", "--select", spec.name],
+            env={**env, **window_env(start, stop)},
+            cwd=project.dir,
+        )
+        per_day.append(result.seconds)
+    check("per-day", first, first + timedelta(days=PER_DAY_RUNS))
+    progress(f"  backfill per-day: {PER_DAY_RUNS} runs, median {median(per_day):.1f}s each")
+
+    for key, values in timings.items():
+        contenders[key] = summary(values, 2)
+    contenders["per_day"] = {
+        **summary(per_day, 2),
+        "measured_runs": PER_DAY_RUNS,
+        "extrapolated_year": round(median(per_day) * DAYS, 1),
+    }
+    floor = contenders["floor_run"]["median"]
+    return {
+        "models": models,
+        "model": spec.name,
+        "days": DAYS,
+        "rows_per_day": ROWS_PER_DAY,
+        "range": [f"{first:%Y-%m-%d}", f"{last:%Y-%m-%d}"],
+        "repeats": repeats,
+        "contenders": contenders,
+        "ratios": {
+            "flower_vs_floor_run": ratio(contenders["flower"]["median"], floor),
+            "flower_vs_floor_build": ratio(
+                contenders["flower"]["median"], contenders["floor_build"]["median"]
+            ),
+            "per_day_vs_floor_run": ratio(contenders["per_day"]["extrapolated_year"], floor),
+        },
+    }
+
+
+def _tmpfs() -> str | None:
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() else None
+
+
+def _materializations(home: Path, asset: str) -> int:
+    """How many partitions of `asset` the run recorded as materialized, read back from its
+    instance."""
+    from dagster import AssetKey, DagsterInstance
+
+    with DagsterInstance.from_config(str(home)) as instance:
+        return len(instance.get_materialized_partitions(AssetKey(asset)))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--work", type=Path, default=DEFAULT_WORK_DIR)
+    parser.add_argument("--out", type=Path, default=OUT_DIR / "backfill.json")
+    args = parser.parse_args(argv)
+    result = run(args.models, args.repeats, args.work)
+    write_json(args.out, result)
+    print(json.dumps(result["ratios"]))
+    progress(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,276 @@
+"""Item 2: one evaluation of every automation condition, the repair rule vs stock `eager()`.
+
+For each project size and each variant, a fresh process builds flower-dagster's definitions
+(partitions start three years before today: ~1,095 daily partitions per daily asset) and, per
+repeat, a new Dagster instance (SQLite on tmpfs when /dev/shm exists, so disk syncs of a shared
+machine do not time the storage), then times `evaluate_automation_conditions` over all assets:
+
+  first   the first evaluation of a fresh cursor (the unpartitioned models are materialized)
+  steady  the next one, nothing changed
+  after   the one after a day of updates: yesterday's partition of every daily asset reported
+          materialized, parents before children, as the day's runs would leave them
+
+Materializations are reported with `instance.report_runless_asset_event` (no dbt runs). The
+variants are the same graph: `rule` is flower-dagster as it ships (the repair rule on every
+roll-up); `eager` replaces the rule by `AutomationCondition.eager()` on the same roll-ups.
+
+    python -m bench.tick --models 1000 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bench.common import (
+    DEFAULT_WORK_DIR,
+    OUT_DIR,
+    prepare_project,
+    progress,
+    ratio,
+    run_child,
+    summary,
+    write_json,
+)
+
+VARIANTS = ("eager", "rule")
+# Days of history before the updated day, for every daily asset: the rest of its week.
+HISTORY_BEFORE_DAY = 6
+TICKS = ("first", "steady", "after")
+
+
+def _instance_dir() -> str:
+    shm = Path("/dev/shm")
+    return tempfile.mkdtemp(prefix="flower-tick-", dir=shm if shm.is_dir() else None)
+
+
+def expected_day(timezone: str = "Asia/Seoul") -> date:
+    """The updated day as the children will find it (the settings' default time zone)."""
+    return updated_day(datetime.now(ZoneInfo(timezone)).date() - timedelta(days=1))
+
+
+def updated_day(last_complete: date) -> date:
+    """The day every daily asset is updated: the last complete Sunday, so that its update
+    completes a week and the weekly roll-ups have something to request."""
+    return last_complete - timedelta(days=(last_complete.weekday() - 6) % 7)
+
+
+def _flower_graph(variant: str) -> tuple[Any, Any, dict[str, Any]]:
+    from dagster import AutomationCondition
+
+    import flower_dagster.dbt.assets as flower_assets
+    from flower_dagster.dbt.translator import GRAIN_TAG, UNPARTITIONED
+    from flower_dagster.defs import build_definitions
+
+    if variant == "eager":
+        # The same translator and graph, the stock condition on the roll-ups instead.
+        flower_assets.repair_condition = lambda *_: AutomationCondition.eager()
+    started = time.perf_counter()
+    defs = build_definitions()
+    graph = defs.resolve_asset_graph()
+    ordered = [k for k in graph.toposorted_asset_keys if graph.get(k).is_materializable]
+    daily = [k for k in ordered if graph.get(k).tags.get(GRAIN_TAG) == "daily"]
+    partitions_def = graph.get(daily[0]).partitions_def
+    assert partitions_def is not None
+    day = updated_day(date.fromisoformat(partitions_def.get_last_partition_key()))
+    info = {
+        "build_seconds": time.perf_counter() - started,
+        "ordered": ordered,
+        "unpartitioned": [k for k in ordered if graph.get(k).tags.get(GRAIN_TAG) == UNPARTITIONED],
+        "daily": daily,
+        "with_condition": [k for k in ordered if graph.get(k).automation_condition is not None],
+        "daily_partitions": partitions_def.get_num_partitions(),
+        "day": day,
+    }
+    return defs, graph, info
+
+
+def seed(template: Path) -> dict[str, Any]:
+    """The instance every repeat starts from: the unpartitioned assets materialized, and the
+    six days before the updated day for every daily asset (so its week is complete after it)."""
+    from dagster import AssetMaterialization, DagsterInstance
+
+    _, _, info = _flower_graph("rule")
+    started = time.perf_counter()
+    # Written on tmpfs (a disk sync per event would take minutes), then copied to `template`.
+    home = Path(_instance_dir()) / "instance"
+    home.mkdir()
+    instance = DagsterInstance.local_temp(tempdir=str(home))
+    events = 0
+    for key in info["unpartitioned"]:
+        instance.report_runless_asset_event(AssetMaterialization(key))
+        events += 1
+    for back in range(HISTORY_BEFORE_DAY, 0, -1):
+        partition = (info["day"] - timedelta(days=back)).isoformat()
+        for key in info["daily"]:
+            instance.report_runless_asset_event(AssetMaterialization(key, partition=partition))
+            events += 1
+    instance.dispose()
+    shutil.copytree(home, template)
+    shutil.rmtree(home.parent, ignore_errors=True)
+    return {"seed_seconds": time.perf_counter() - started, "seed_events": events}
+
+
+def child(variant: str, repeats: int, template: Path) -> dict[str, Any]:
+    from dagster import AssetMaterialization, DagsterInstance
+    from dagster import evaluate_automation_conditions as evaluate
+
+    defs, _, info = _flower_graph(variant)
+    day = info["day"].isoformat()
+    if template.name.rsplit("-", 3)[-3:] != day.split("-"):
+        raise RuntimeError(f"the seeded instance {template} is not for the updated day {day}")
+    runs: list[dict[str, Any]] = []
+    for _ in range(repeats):
+        home = Path(_instance_dir()) / "instance"
+        try:
+            shutil.copytree(template, home)
+            instance = DagsterInstance.local_temp(tempdir=str(home))
+            seconds: dict[str, float] = {}
+            cpu: dict[str, float] = {}
+            requested: dict[str, int] = {}
+            cursor = None
+            report_seconds = 0.0
+            for tick in TICKS:
+                if tick == "after":
+                    report_started = time.perf_counter()
+                    for key in info["daily"]:
+                        instance.report_runless_asset_event(
+                            AssetMaterialization(key, partition=day)
+                        )
+                    report_seconds = time.perf_counter() - report_started
+                tick_started, cpu_started = time.perf_counter(), time.process_time()
+                result = evaluate(defs=defs, instance=instance, cursor=cursor)
+                seconds[tick] = time.perf_counter() - tick_started
+                cpu[tick] = time.process_time() - cpu_started
+                requested[tick] = result.total_requested
+                cursor = result.cursor
+            runs.append(
+                {
+                    "seconds": seconds,
+                    "cpu": cpu,
+                    "requested": requested,
+                    "report_seconds": report_seconds,
+                }
+            )
+            instance.dispose()
+        finally:
+            shutil.rmtree(home.parent, ignore_errors=True)
+    return {
+        "variant": variant,
+        "build_seconds": info["build_seconds"],
+        "assets": len(info["ordered"]),
+        "daily_assets": len(info["daily"]),
+        "assets_with_condition": len(info["with_condition"]),
+        "daily_partitions": info["daily_partitions"],
+        "updated_partition": day,
+        "runs": runs,
+    }
+
+
+def run(
+    sizes: Sequence[int],
+    repeats: dict[int, int],
+    work: Path,
+    variants_by_size: dict[int, Sequence[str]] | None = None,
+) -> dict[str, Any]:
+    results: dict[str, Any] = {"sizes": {}}
+    for models in sizes:
+        project = prepare_project(models, work)
+        # The seeded instance is an input like the parsed manifest: kept for the next run of
+        # the bench while the project and the updated day are the same.
+        template = work / "tick" / f"p{models}-{project.digest[:12]}-{expected_day()}"
+        stamp = template / "seeded.json"
+        if stamp.is_file():
+            seeded = {**json.loads(stamp.read_text()), "reused": True}
+            progress(f"  tick {models} models: seeded instance reused ({template})")
+        else:
+            shutil.rmtree(template, ignore_errors=True)
+            seeded = run_child(
+                [sys.executable, "-m", "bench.tick", "--seed", str(template)],
+                env=project.flower_env(),
+            ).json_line()
+            stamp.write_text(json.dumps(seeded))
+            progress(
+                f"  tick {models} models: seeded {seeded['seed_events']} materializations "
+                f"in {seeded['seed_seconds']:.0f}s"
+            )
+        variants: dict[str, Any] = {}
+        for variant in (variants_by_size or {}).get(models, VARIANTS):
+            result = run_child(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.tick",
+                    "--child",
+                    variant,
+                    "--repeats",
+                    str(repeats[models]),
+                    "--template",
+                    str(template),
+                ],
+                env=project.flower_env(),
+            ).json_line()
+            ticks = {
+                tick: summary([r["seconds"][tick] for r in result["runs"]], 2) for tick in TICKS
+            }
+            cpu = {tick: summary([r["cpu"][tick] for r in result["runs"]], 2) for tick in TICKS}
+            requested = {tick: result["runs"][0]["requested"][tick] for tick in TICKS}
+            variants[variant] = {**result, "ticks": ticks, "cpu": cpu, "requested": requested}
+            progress(
+                f"  tick {models} models, {variant}: "
+                + ", ".join(f"{t} {ticks[t]['median']:.1f}s" for t in TICKS)
+                + f" (CPU after {cpu['after']['median']:.1f}s; requested {requested['after']})"
+            )
+        results["sizes"][str(models)] = {
+            "models": models,
+            "counts": project.counts,
+            "repeats": repeats[models],
+            "seed": seeded,
+            "variants": variants,
+            "ratio_after": _ratio(variants, "ticks"),
+            "ratio_after_cpu": _ratio(variants, "cpu"),
+        }
+    return results
+
+
+def _ratio(variants: dict[str, Any], measure: str) -> float | None:
+    if "rule" not in variants or "eager" not in variants:
+        return None
+    return ratio(
+        variants["rule"][measure]["after"]["median"],
+        variants["eager"][measure]["after"]["median"],
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", type=int, nargs="+", default=[1000])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--work", type=Path, default=DEFAULT_WORK_DIR)
+    parser.add_argument("--out", type=Path, default=OUT_DIR / "tick.json")
+    parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--template", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.seed:
+        print(json.dumps(seed(args.seed)))
+        return
+    if args.child:
+        print(json.dumps(child(args.child, args.repeats, args.template)))
+        return
+    results = run(args.models, {m: args.repeats for m in args.models}, args.work)
+    write_json(args.out, results)
+    progress(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
