@@ -24,7 +24,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from dagster import AssetKey, DagsterInstance, partition_loading_context
 from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
@@ -38,6 +37,7 @@ from dagster._core.storage.partition_status_cache import AssetPartitionStatus
 from flower_dagster.dbt.translator import GRAIN_TAG, UNPARTITIONED
 from flower_dagster.errors import ModelSelectionError
 from flower_dagster.inputs import Problem, input_problems
+from flower_dagster.partitions import place_key
 
 # An impacted partition that waits for an impacted upstream partition which is blocked itself.
 BLOCKED = "blocked"
@@ -246,21 +246,14 @@ def check_partitions(
 def _why_not(partitions_def: PartitionsDefinition, key: str) -> str:
     if not isinstance(partitions_def, TimeWindowPartitionsDefinition):
         return "(not one of its partitions)"
-    try:
-        # Not start_time_for_partition_key: it moves a day inside a week to the next week.
-        moment = datetime.strptime(key, partitions_def.fmt).replace(
-            tzinfo=ZoneInfo(partitions_def.timezone)
-        )
-    except ValueError:
+    placed = place_key(partitions_def, key)
+    if not placed.valid:
         return f"(not a valid date of the form {_human_format(partitions_def.fmt)})"
-    first = partitions_def.get_first_partition_window()
-    last = partitions_def.get_last_partition_window()
-    if first is not None and moment < first.start:
+    if placed.before_first:
         return f"(before the first partition, {partitions_def.get_first_partition_key()})"
-    containing = partitions_def.get_partition_key_for_timestamp(moment.timestamp())
-    if containing != key:
+    if (containing := placed.containing) != key:
         return f"(not the start of a partition: the partition that contains it is {containing})"
-    if last is None or moment > last.start:
+    if placed.after_last:
         latest = partitions_def.get_last_partition_key() or "none yet"
         return f"(after the last partition, {latest}: a partition exists once its window has ended)"
     return "(not one of its partitions)"

@@ -8,9 +8,11 @@ default time-window mapping applies: weekly partition 2024-01-08 reads daily par
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from functools import cache
+from zoneinfo import ZoneInfo
 
 from dagster import (
     DailyPartitionsDefinition,
@@ -74,3 +76,34 @@ def window_env(start: datetime, end: datetime) -> dict[str, str]:
         WINDOW_START_ENV: start.strftime(WINDOW_FORMAT),
         WINDOW_END_ENV: end.strftime(WINDOW_FORMAT),
     }
+
+
+@dataclass(frozen=True)
+class KeyPlacement:
+    """Where a text meant as a partition key falls among time-window partitions."""
+
+    valid: bool  # it reads as a time in the partitions' key format
+    containing: str | None  # the key of the partition whose window holds that time
+    before_first: bool
+    after_last: bool  # past the last partition whose window has ended (or none has yet)
+
+
+def place_key(partitions_def: TimeWindowPartitionsDefinition, key: str) -> KeyPlacement:
+    """Read `key` as a wall-clock time in the partitions' format and time zone, and place it.
+
+    Not `start_time_for_partition_key`: it moves a day inside a week to the next week.
+    """
+    try:
+        moment = datetime.strptime(key, partitions_def.fmt).replace(
+            tzinfo=ZoneInfo(partitions_def.timezone)
+        )
+    except ValueError:
+        return KeyPlacement(valid=False, containing=None, before_first=False, after_last=False)
+    first = partitions_def.get_first_partition_window()
+    last = partitions_def.get_last_partition_window()
+    return KeyPlacement(
+        valid=True,
+        containing=partitions_def.get_partition_key_for_timestamp(moment.timestamp()),
+        before_first=first is not None and moment < first.start,
+        after_last=last is None or moment > last.start,
+    )

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from dagster import TimeWindowPartitionsDefinition
 
 from flower_dagster.admin.selection import Model
-from flower_dagster.partitions import Grain, partitions_for
+from flower_dagster.partitions import Grain, partitions_for, place_key
 from flower_dagster.settings import Settings
 
 MAX_REASON_LENGTH = 500
@@ -179,31 +177,27 @@ def _key(
     key = value
     if model.grain is Grain.HOURLY and len(value) == 10:
         key = f"{value}-23:00" if end else f"{value}-00:00"
-    try:
-        moment = datetime.strptime(key, partitions.fmt).replace(tzinfo=ZoneInfo(settings.timezone))
-    except ValueError:
-        raise Refused(422, field, f"{field} is {value!r}, not a valid date", allowed) from None
+    placed = place_key(partitions, key)
+    if not placed.valid:
+        raise Refused(422, field, f"{field} is {value!r}, not a valid date", allowed)
     if first is None or last is None:
         raise Refused(422, field, f"{model.name} has no partitions yet", allowed)
-    containing = partitions.get_partition_key_for_timestamp(moment.timestamp())
-    if containing != key:
+    if placed.containing != key:
         raise Refused(
             422,
             field,
             f"{field} is {value}, not the start of a {model.grain} partition of "
-            f"{model.name}; the partition that contains it is {containing}",
+            f"{model.name}; the partition that contains it is {placed.containing}",
             allowed,
         )
-    first_window = partitions.time_window_for_partition_key(first)
-    last_window = partitions.time_window_for_partition_key(last)
-    if moment < first_window.start:
+    if placed.before_first:
         raise Refused(
             422,
             field,
             f"{field} is {value}, before the first partition of {model.name} ({first})",
             allowed,
         )
-    if moment > last_window.start:
+    if placed.after_last:
         raise Refused(
             422,
             field,
