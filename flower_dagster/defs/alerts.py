@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
+from typing import Any
 
 from dagster import Definitions, EnvVar
 
@@ -18,7 +20,7 @@ from flower_dagster.settings import Settings
 log = logging.getLogger("flower_dagster.alerts")
 
 
-def alert_definitions(settings: Settings) -> Definitions:
+def alert_definitions(settings: Settings, manifest: Mapping[str, Any] | None = None) -> Definitions:
     # Off is a warning where the environment wants alerts (prod), a note elsewhere.
     say = log.warning if settings.environment.alerts else log.info
     if settings.alerts is None:
@@ -28,7 +30,9 @@ def alert_definitions(settings: Settings) -> Definitions:
         say(f"alerts off: {TOKEN_VARIABLE} is not set")
         return Definitions()
     return Definitions(
-        sensors=[alert_sensor(alert_config(settings), running=settings.environment.alerts)],
+        sensors=[
+            alert_sensor(alert_config(settings, manifest), running=settings.environment.alerts)
+        ],
         resources={
             "slack": FlowerSlackResource(
                 token=EnvVar(TOKEN_VARIABLE), base_url=settings.alerts.slack_api_url
@@ -37,12 +41,14 @@ def alert_definitions(settings: Settings) -> Definitions:
     )
 
 
-def alert_config(settings: Settings) -> AlertConfig:
-    """people.yaml, oncall.yaml and the models' files, read and checked once."""
+def alert_config(settings: Settings, manifest: Mapping[str, Any] | None = None) -> AlertConfig:
+    """people.yaml, oncall.yaml and the models' files (from `manifest`, read here when not
+    given), read and checked once."""
     assert settings.alerts is not None
     directory = load_directory(settings.alerts.people_file)
     rotation = load_rotation(settings.alerts.oncall_file, directory, settings.timezone)
-    manifest = FlowerDbtProject.from_settings(settings).load_manifest()
+    if manifest is None:
+        manifest = FlowerDbtProject.from_settings(settings).load_manifest()
     model_files = {
         node["name"]: node["original_file_path"]
         for node in manifest.get("nodes", {}).values()

@@ -4,6 +4,9 @@ sizes the warehouse pool."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from dagster import Definitions
 
 from flower_dagster.dbt.assets import asset_keys_of, build_dbt_assets, dbt_resource
@@ -15,9 +18,11 @@ from flower_dagster.schedules import build_schedules
 from flower_dagster.settings import Settings
 
 
-def dbt_definitions(settings: Settings) -> Definitions:
+def dbt_definitions(settings: Settings, manifest: Mapping[str, Any] | None = None) -> Definitions:
+    """`manifest`: the project's, when the caller has read it already."""
     project = FlowerDbtProject.from_settings(settings)
-    manifest = project.load_manifest()
+    if manifest is None:
+        manifest = project.load_manifest()
     grains = read_grains(manifest)
     asset_keys = asset_keys_of(manifest, grains)
     late_checks = late_data_checks(settings, grains, asset_keys)
