@@ -21,6 +21,7 @@ from pathlib import Path
 
 from flower_dagster.admin.cli import register as register_admin
 from flower_dagster.alerts.cli import register as register_oncall
+from flower_dagster.dbt.profile import TargetInfo
 from flower_dagster.errors import FlowerError
 from flower_dagster.lint.cli import register as register_lint
 from flower_dagster.settings import Settings, load_settings
@@ -117,8 +118,15 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _env(args: argparse.Namespace) -> int:
+    from flower_dagster.dbt.profile import target_of
+
     settings = load_settings()
     environment = settings.environment
+    target: TargetInfo | FlowerError
+    try:
+        target = target_of(settings)
+    except FlowerError as error:
+        target = error
 
     def on(flag: bool) -> str:
         return "on" if flag else "off"
@@ -129,7 +137,7 @@ def _env(args: argparse.Namespace) -> int:
         ("dbt project", str(settings.dbt_project_dir)),
         ("dbt profiles", str(settings.dbt_profiles_dir or "dbt's default (~/.dbt)")),
         ("dbt target", settings.dbt_target or "the profile's default"),
-        ("writes to", _writes_to(settings)),
+        ("writes to", _writes_to(target)),
         ("batch hour", f"{settings.schedule_hour:02d}:00 {settings.timezone}"),
         ("partitions start", settings.partition_start.isoformat()),
         ("schedules", on(environment.schedules)),
@@ -138,7 +146,7 @@ def _env(args: argparse.Namespace) -> int:
             f"{on(environment.automation)} (every {settings.automation_interval_seconds} s)",
         ),
         ("alerts", on(environment.alerts)),
-        ("warehouse pool", _pool_line(settings)),
+        ("warehouse pool", _pool_line(settings, target)),
     ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
@@ -146,24 +154,16 @@ def _env(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pool_line(settings: Settings) -> str:
-    from flower_dagster.pool import target_adapter
-
-    adapter = target_adapter(settings)
+def _pool_line(settings: Settings, target: TargetInfo | FlowerError) -> str:
+    adapter = target.type if isinstance(target, TargetInfo) else None
     slots = settings.slots_for(adapter)
     return f"{settings.warehouse_pool}: {slots} slot{'s' if slots > 1 else ''} ({adapter or '?'})"
 
 
-def _writes_to(settings: Settings) -> str:
+def _writes_to(target: TargetInfo | FlowerError) -> str:
     """The resolved target's adapter, file or host, and schema (or why it cannot be told)."""
-    from flower_dagster.dbt.profile import resolve_target
-
-    try:
-        target = resolve_target(
-            settings.dbt_project_dir, settings.dbt_profiles_dir, settings.dbt_target
-        )
-    except FlowerError as error:
-        return f"unknown: {error}"
+    if not isinstance(target, TargetInfo):
+        return f"unknown: {target}"
     return f"{target.location} (target {target.name} of profile {target.profile})"
 
 
@@ -197,15 +197,13 @@ def _impact(args: argparse.Namespace) -> int:
 
 
 def _demo_load(args: argparse.Namespace) -> int:
-    from flower_dagster.dbt.profile import resolve_target
+    from flower_dagster.dbt.profile import target_of
     from flower_dagster.demo.data import load_demo_data
 
     settings = load_settings()
     path = args.duckdb
     if path is None:
-        target = resolve_target(
-            settings.dbt_project_dir, settings.dbt_profiles_dir, settings.dbt_target
-        )
+        target = target_of(settings)
         if target.type == "spark":
             from flower_dagster.demo.spark import load_spark_demo_data, spark_dir
 

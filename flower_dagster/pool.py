@@ -15,7 +15,7 @@ from __future__ import annotations
 from dagster import DefaultSensorStatus, SensorDefinition, SensorEvaluationContext, SkipReason
 from dagster import sensor as dagster_sensor
 
-from flower_dagster.dbt.profile import resolve_target
+from flower_dagster.dbt.profile import target_of
 from flower_dagster.errors import FlowerError
 from flower_dagster.settings import Settings
 
@@ -26,9 +26,7 @@ POOL_SENSOR_INTERVAL_SECONDS = 60
 def target_adapter(settings: Settings) -> str | None:
     """The dbt adapter type of the environment's target (None when profiles.yml cannot tell)."""
     try:
-        return resolve_target(
-            settings.dbt_project_dir, settings.dbt_profiles_dir, settings.dbt_target
-        ).type
+        return target_of(settings).type
     except FlowerError:
         return None
 

@@ -18,7 +18,7 @@ from typing import Any
 import jinja2
 
 from flower_dagster.errors import SettingsError
-from flower_dagster.settings import read_yaml_mapping
+from flower_dagster.settings import Settings, read_yaml_mapping
 
 _MISSING = object()
 
@@ -92,6 +92,11 @@ def resolve_target(
         host=_text(output.get("host")),
         method=_text(output.get("method")),
     )
+
+
+def target_of(settings: Settings) -> TargetInfo:
+    """The dbt target the settings' environment runs."""
+    return resolve_target(settings.dbt_project_dir, settings.dbt_profiles_dir, settings.dbt_target)
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
