@@ -6,9 +6,9 @@ UI shows on every evaluation:
 
 - an upstream partition it reads has a new successful materialization since this partition was
   last materialized (a repair, or the last day of its window arriving);
-- none of the partitions it reads is missing (the source check: all 7 days of the week);
-- none of them failed its latest run (a failing blocking dbt test fails the run);
-- nothing it reads, and not itself, is in progress;
+- none of the partitions it reads is missing (the source check: all 7 days of the week), failed
+  its latest run (a failing blocking dbt test fails the run), or is in progress;
+- it is not in progress itself;
 - if its own latest run failed, only new upstream data requests it again: a roll-up that fails
   is not retried on every tick, the alert takes it from there;
 - no earlier request of it is still unanswered (requested, and neither built nor failed since),
@@ -51,9 +51,14 @@ def repair_condition(partitioned_parents: AssetSelection | None = None) -> Autom
     a key selection instead: the same parents, but Dagster resolves the selection over the
     whole asset graph for every roll-up at every evaluation, which for a tag selection means a
     scan of every asset, and for a key selection only a look-up of those keys.
+
+    The rule is kept small on purpose: Dagster evaluates and stores every node of it for every
+    roll-up at every tick (see docs/benchmarks.md), so each clause is one node per parent.
     """
     allowed = partitioned_assets() if partitioned_parents is None else partitioned_parents
     newly_updated = AutomationCondition.newly_updated()
+    in_progress = AutomationCondition.in_progress()
+    failed = AutomationCondition.execution_failed()
     upstream_updated = (
         AutomationCondition.any_deps_match(newly_updated)
         # A re-run staging view must not re-request three years of daily partitions.
@@ -61,35 +66,31 @@ def repair_condition(partitioned_parents: AssetSelection | None = None) -> Autom
         .since(newly_updated)
         .with_label("an upstream partition was updated since this partition was built")
     )
-    inputs_missing = AutomationCondition.any_deps_missing().with_label(
-        "an upstream partition is missing"
-    )
-    inputs_failed = AutomationCondition.any_deps_match(
-        AutomationCondition.execution_failed()
-    ).with_label("an upstream partition's latest run failed")
-    inputs_in_progress = AutomationCondition.any_deps_in_progress().with_label(
-        "an upstream partition is in progress"
-    )
+    # One clause, one node per parent, for the three ways an input is not ready.
+    inputs_not_ready = AutomationCondition.any_deps_match(
+        AutomationCondition.missing().with_label("missing")
+        | failed.with_label("latest run failed")
+        | in_progress.with_label("in progress")
+    ).with_label("an upstream partition is missing, failed or in progress")
     own_failure_waits = (
-        ~AutomationCondition.execution_failed()
-        | AutomationCondition.any_deps_match(newly_updated).allow(allowed)
+        ~failed | AutomationCondition.any_deps_match(newly_updated).allow(allowed)
     ).with_label("not failed, or failed and an upstream partition was just updated")
     # A tick reads new materializations up to the moment it starts, but sees runs finish live:
     # a run that ends during a tick would look neither in progress nor done. Until a request
     # is answered by a materialization (or its run fails), it is not made again.
     request_answered = (
-        ~AutomationCondition.newly_requested().since(newly_updated)
-        | AutomationCondition.execution_failed()
+        ~AutomationCondition.newly_requested().since(newly_updated) | failed
     ).with_label("no earlier request of it is still unanswered")
-    return (
+    # The cheap clauses that are false almost everywhere come first: Dagster evaluates each
+    # clause of an `&` only on the partitions the clauses before it left true.
+    rule = (
         upstream_updated
-        & ~inputs_missing
-        & ~inputs_failed
-        & ~inputs_in_progress
-        & ~AutomationCondition.in_progress()
+        & ~inputs_not_ready
+        & ~in_progress.with_label("this partition is in progress")
         & own_failure_waits
         & request_answered
-    ).with_label("repair rule: re-run when inputs changed and are complete")
+    )
+    return rule.with_label("repair rule: re-run when inputs changed and are complete")
 
 
 def repair_sensor(

@@ -59,9 +59,10 @@ def test_the_rule_explains_itself_with_labels(defs):
     assert {
         "repair rule: re-run when inputs changed and are complete",
         "an upstream partition was updated since this partition was built",
-        "an upstream partition is missing",
-        "an upstream partition's latest run failed",
-        "an upstream partition is in progress",
+        "an upstream partition is missing, failed or in progress",
+        "this partition is in progress",
+        "not failed, or failed and an upstream partition was just updated",
+        "no earlier request of it is still unanswered",
     } <= labels
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import Definitions
+from dagster import Definitions, in_process_executor
 
 from flower_dagster.dbt.assets import asset_keys_of, build_dbt_assets, dbt_resource
 from flower_dagster.dbt.models import read_grains
@@ -30,6 +30,10 @@ def dbt_definitions(settings: Settings, manifest: Mapping[str, Any] | None = Non
         assets=build_dbt_assets(settings, project, manifest, grains, asset_keys),
         asset_checks=late_checks,
         resources={"dbt": dbt_resource(project)},
+        # Every step is a dbt invocation in its own subprocess already, and steps that write the
+        # warehouse take turns in its pool: a step process per step (Dagster's default executor)
+        # would only start Python and load this code location once more before dbt starts.
+        executor=in_process_executor,
         schedules=build_schedules(settings, grains, asset_keys.__getitem__),
         sensors=[
             pool_sensor(settings),
