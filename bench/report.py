@@ -185,6 +185,23 @@ def render_markdown(results: Result) -> str:
     return "\n\n".join(parts).rstrip() + "\n"
 
 
+def _load_remark(results: Result, cpus: Any) -> str:
+    """What the machine's load says about the wall times: the benchmark itself keeps about one
+    CPU busy, so a 1-minute load well above that means other work shared the machine."""
+    loads = [
+        value[0]
+        for value in (results.get("load_average_start"), results.get("load_average_end"))
+        if value
+    ]
+    if not loads or not isinstance(cpus, int):
+        return ""
+    if max(loads) > 1.5 and max(loads) > cpus * 0.75:
+        return (
+            "Other work shared the machine during the run, so wall times are inflated by that load."
+        )
+    return "Nothing else of note ran on the machine (the load is the benchmark's own)."
+
+
 def _load_text(values: Sequence[float] | None) -> str:
     if not values:
         return "?"
@@ -209,14 +226,13 @@ def _intro(results: Result) -> str:
             "`make bench`. The raw figures are in `bench/out/*.json`.",
             "",
             f"Taken on {results.get('started', '?')[:16].replace('T', ' ')} UTC in "
-            f"{results.get('seconds', 0) / 60:.1f} minutes, on a **shared 2-core machine** "
-            f"({machine.get('cpus', '?')} CPUs, 24 GB) that other people's test suites were "
-            f"running on at the same time: load average (1, 5, 15 min) "
+            f"{results.get('seconds', 0) / 60:.1f} minutes, on a "
+            f"{machine.get('cpus', '?')}-CPU machine (24 GB): load average (1, 5, 15 min) "
             f"{_load_text(results.get('load_average_start'))} at the start and "
-            f"{_load_text(results.get('load_average_end'))} at the end, i.e. the benchmark "
-            "got roughly half of the machine. Wall times are inflated by that load; where it "
-            "matters CPU seconds are shown too, and comparisons are ratios of figures taken "
-            "in the same minutes.",
+            f"{_load_text(results.get('load_average_end'))} at the end. "
+            + _load_remark(results, machine.get("cpus"))
+            + " Comparisons are ratios of figures taken in the same minutes; where it matters "
+            "CPU seconds are shown too.",
             "",
             f"Versions: Python {machine.get('python', '?')}, dagster "
             f"{machine.get('dagster', '?')}, dagster-dbt {machine.get('dagster_dbt', '?')}, "

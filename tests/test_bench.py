@@ -228,10 +228,17 @@ def test_goals_say_what_is_met():
     assert rows["precision and recall 1.0"]["met"]
 
 
+def test_a_quiet_machine_is_not_called_shared():
+    results = {**_results(), "load_average_start": [0.4, 0.5, 0.6], "load_average_end": [1.0] * 3}
+    text = render_markdown(results)
+    assert "Other work shared" not in text and "the load is the benchmark's own" in text
+
+
 def test_the_document_renders_every_table_that_ran():
     text = render_markdown(_results())
     assert text.startswith("# Benchmarks")
-    assert "shared 2-core machine" in text and "4.00 / 4.10 / 4.20" in text
+    assert "2-CPU machine" in text and "4.00 / 4.10 / 4.20" in text
+    assert "Other work shared the machine" in text
     assert "## 1. Loading the code location" in text and "**1.05x**" in text
     assert "## 2. Automation tick" in text and "**9.00 s**" in text
     assert "## 5. Repair precision" in text
