@@ -1,4 +1,5 @@
-"""The dbt project as Dagster assets: one multi-asset per grain, plus the unpartitioned rest.
+"""The dbt project as Dagster assets: one multi-asset per grain, plus two for the unpartitioned
+rest (what partitioned models read, and what is built from them).
 
 Each grain's models are chosen by a dbt selector on their own config
 (`config.meta.flower.partition:daily`), so adding a model never means editing Python. Dagster
@@ -81,18 +82,56 @@ def build_dbt_assets(
         )
         for grain in present
     ]
-    if specs[None]:
+    # The unpartitioned models in two multi-assets: those partitioned models read (staging
+    # views, dimensions) and the rest (tables built from roll-ups). In one multi-asset, it would
+    # sit both upstream and downstream of the partitioned ones, and Dagster would have to break
+    # that cycle every time it builds a job over the graph (at every load of the code location).
+    ancestors = " ".join(f"+{grain_selector(g)}" for g in present)
+    partitioned = " ".join(grain_selector(g) for g in present)
+    upstream = _ancestors_of_partitioned(manifest, grains)
+    groups = (
+        [
+            # (name, dbt select, dbt exclude, is the node an ancestor of a partitioned one)
+            (f"dbt_{UNPARTITIONED}_models", ancestors, partitioned, True),
+            (f"dbt_{UNPARTITIONED}_downstream_models", "fqn:*", ancestors, False),
+        ]
+        if present
+        else [(f"dbt_{UNPARTITIONED}_models", "fqn:*", "", False)]
+    )
+    for name, select, exclude, reads_into_partitioned in groups:
+        part = [s for s in specs[None] if (_unique_id(s) in upstream) is reads_into_partitioned]
+        if not part:
+            continue
+        keys = {spec.key for spec in part}
         definitions.append(
             build(
-                name=f"dbt_{UNPARTITIONED}_models",
-                select="fqn:*",
-                exclude=" ".join(grain_selector(g) for g in present),
+                name=name,
+                select=select,
+                exclude=exclude,
                 partitions_def=None,
-                specs=specs[None],
-                dbt_check_specs=check_specs[None],
+                specs=part,
+                dbt_check_specs=[c for c in check_specs[None] if c.asset_key in keys],
             )
         )
     return definitions
+
+
+def _ancestors_of_partitioned(
+    manifest: Mapping[str, Any], grains: Mapping[str, NodeGrain]
+) -> set[str]:
+    """Every node that a partitioned model reads, directly or not: what dbt selects with
+    `+<grain selector>` for every grain (the partitioned models themselves included)."""
+    nodes = manifest["nodes"]
+    seen: set[str] = set()
+    todo = [uid for uid, node in grains.items() if node.partitioned]
+    while todo:
+        uid = todo.pop()
+        if uid in seen:
+            continue
+        seen.add(uid)
+        node = nodes.get(uid) or {}
+        todo.extend((node.get("depends_on") or {}).get("nodes") or [])
+    return seen
 
 
 def rollup_conditions(
