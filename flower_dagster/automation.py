@@ -81,8 +81,8 @@ def repair_condition(partitioned_parents: AssetSelection | None = None) -> Autom
     request_answered = (
         ~AutomationCondition.newly_requested().since(newly_updated) | failed
     ).with_label("no earlier request of it is still unanswered")
-    # The cheap clauses that are false almost everywhere come first: Dagster evaluates each
-    # clause of an `&` only on the partitions the clauses before it left true.
+    # The trigger, false almost everywhere, comes first: Dagster evaluates each later clause of
+    # an `&` only on the partitions the clauses before it left true.
     rule = (
         upstream_updated
         & ~inputs_not_ready

@@ -248,3 +248,18 @@ def test_the_document_renders_every_table_that_ran():
 
 def test_markdown_tables_align_numbers_right():
     assert table(["a", "b"], [["x", "1"]]) == "| a | b |\n| --- | ---: |\n| x | 1 |"
+
+
+def test_steps_re_run_on_top_of_a_full_run_say_so():
+    results = {
+        **_results(),
+        "started": "2026-11-27T01:49:00+00:00",
+        "seconds": 96,
+        "steps_run": ["load"],
+        "full_run": {"started": "2026-11-27T01:16:00+00:00", "seconds": 750},
+    }
+    text = render_markdown(results)
+    assert "Steps load re-run on 2026-11-27 01:49 UTC (1.6 minutes)" in text
+    assert "the full `make bench` of 2026-11-27 01:16 UTC (12.5 minutes)" in text
+    whole = {**results, "steps_run": ["load", "tick"], "full_run": {**results, "seconds": 96}}
+    assert "Taken on 2026-11-27 01:49 UTC in 1.6 minutes" in render_markdown(whole)
