@@ -186,25 +186,34 @@ def render_markdown(results: Result) -> str:
 
 
 def _taken_text(results: Result) -> str:
-    """When the figures were taken: one full `make bench`, or some steps re-run on top of an
-    earlier full run (`--steps`)."""
+    """When the figures were taken, from each step's own time: one `make bench`, or some steps
+    re-run (`--steps`) on top of figures kept from earlier runs."""
 
     def when(started: Any) -> str:
         return f"{str(started or '?')[:16].replace('T', ' ')} UTC"
 
+    started = results.get("started")
     minutes = f"{results.get('seconds', 0) / 60:.1f} minutes"
+    taken = {
+        step: value["taken"]
+        for step, value in results.items()
+        if isinstance(value, dict) and "taken" in value
+    }
+    earlier = sorted({t for t in taken.values() if t != started})
+    if not earlier:
+        return f"Taken on {when(started)} in {minutes}"
+    rerun = ", ".join(step for step, t in taken.items() if t == started)
+    parts = [f"Steps {rerun} re-run on {when(started)} ({minutes})"]
+    for t in earlier:
+        parts.append(f"{', '.join(step for step, s in taken.items() if s == t)} from {when(t)}")
+    text = "; ".join(parts)
     full = results.get("full_run")
-    steps_run = results.get("steps_run")
-    if not steps_run or (full and full.get("started") == results.get("started")):
-        return f"Taken on {when(results.get('started'))} in {minutes}"
-    text = f"Steps {', '.join(steps_run)} re-run on {when(results.get('started'))} ({minutes}); "
-    text += "the others are from "
     if full:
-        return text + (
-            f"the full `make bench` of {when(full.get('started'))} "
-            f"({full.get('seconds', 0) / 60:.1f} minutes)"
+        text += (
+            f" (the last full `make bench`, of {when(full.get('started'))}, took "
+            f"{full.get('seconds', 0) / 60:.1f} minutes)"
         )
-    return text + "an earlier run"
+    return text
 
 
 def _load_remark(results: Result, cpus: Any) -> str:

@@ -210,17 +210,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for number, step in enumerate(steps, 1):
         progress(f"step {number}/{len(steps)}: {step}")
         step_started = time.perf_counter()
-        results[step] = {
-            **run_step(step, plan, args.work),
-            "taken": results["started"],
-            "step_seconds": round(time.perf_counter() - step_started, 1),
-        }
+        # Kept with the step's figures: a later `--steps` run keeps them and says when.
+        results[step] = {**run_step(step, plan, args.work), "taken": results["started"]}
         write_json(OUT_DIR / f"{step}.json", results[step])
         progress(f"step {step} done in {time.perf_counter() - step_started:.0f}s")
     results["load_average_end"] = load_average()
     results["seconds"] = round(time.perf_counter() - started, 1)
-    results["steps_run"] = steps
-    # The last run of every step, for the document to say when the kept steps were taken.
     results["full_run"] = (
         {"started": results["started"], "seconds": results["seconds"]}
         if set(steps) == set(STEPS)

@@ -1,9 +1,5 @@
 """Item 2: one evaluation of every automation condition, the repair rule vs stock `eager()`.
 
-A tick is what the daemon does in one pass: every repair sensor of flower-dagster (today one,
-`flower_repair_rule`, over every asset), each with its own cursor, one after the other; stock
-Dagster has one default sensor over every asset. Each sensor's time is kept too.
-
 For each project size and each variant, a fresh process builds flower-dagster's definitions
 (partitions start three years before today: ~1,095 daily partitions per daily asset) and, per
 repeat, a new Dagster instance (SQLite on tmpfs when /dev/shm exists, so disk syncs of a shared
@@ -98,16 +94,6 @@ def _flower_graph(variant: str) -> tuple[Any, Any, dict[str, Any]]:
     return defs, graph, info
 
 
-def evaluated_sensors(defs: Any, variant: str) -> dict[str, Any]:
-    """What one tick evaluates: flower-dagster's repair sensors, each over its target; for stock
-    `eager()`, Dagster's one default sensor over every asset."""
-    from flower_dagster.automation import SENSOR_NAME
-
-    if variant == "eager":
-        return {"default_automation_condition_sensor": None}
-    return {s.name: s.asset_selection for s in defs.sensors or [] if s.name == SENSOR_NAME}
-
-
 def seed(template: Path) -> dict[str, Any]:
     """The instance every repeat starts from: the unpartitioned assets materialized, and the
     six days before the updated day for every daily asset (so its week is complete after it)."""
@@ -140,7 +126,6 @@ def child(variant: str, repeats: int, template: Path) -> dict[str, Any]:
 
     defs, _, info = _flower_graph(variant)
     day = info["day"].isoformat()
-    sensors = evaluated_sensors(defs, variant)
     if template.name.rsplit("-", 3)[-3:] != day.split("-"):
         raise RuntimeError(f"the seeded instance {template} is not for the updated day {day}")
     runs: list[dict[str, Any]] = []
@@ -152,8 +137,7 @@ def child(variant: str, repeats: int, template: Path) -> dict[str, Any]:
             seconds: dict[str, float] = {}
             cpu: dict[str, float] = {}
             requested: dict[str, int] = {}
-            cursors: dict[str, Any] = dict.fromkeys(sensors)
-            by_sensor: dict[str, dict[str, float]] = {}
+            cursor = None
             report_seconds = 0.0
             for tick in TICKS:
                 if tick == "after":
@@ -163,31 +147,17 @@ def child(variant: str, repeats: int, template: Path) -> dict[str, Any]:
                             AssetMaterialization(key, partition=day)
                         )
                     report_seconds = time.perf_counter() - report_started
-                by_sensor[tick] = {}
-                seconds[tick] = cpu[tick] = 0.0
-                requested[tick] = 0
-                # One sensor after the other, each with its own cursor, as the daemon ticks
-                # them (without `auto_materialize.use_threads`).
-                for name, selection in sensors.items():
-                    tick_started, cpu_started = time.perf_counter(), time.process_time()
-                    result = evaluate(
-                        defs=defs,
-                        instance=instance,
-                        cursor=cursors[name],
-                        asset_selection=selection,
-                    )
-                    elapsed = time.perf_counter() - tick_started
-                    by_sensor[tick][name] = elapsed
-                    seconds[tick] += elapsed
-                    cpu[tick] += time.process_time() - cpu_started
-                    requested[tick] += result.total_requested
-                    cursors[name] = result.cursor
+                tick_started, cpu_started = time.perf_counter(), time.process_time()
+                result = evaluate(defs=defs, instance=instance, cursor=cursor)
+                seconds[tick] = time.perf_counter() - tick_started
+                cpu[tick] = time.process_time() - cpu_started
+                requested[tick] = result.total_requested
+                cursor = result.cursor
             runs.append(
                 {
                     "seconds": seconds,
                     "cpu": cpu,
                     "requested": requested,
-                    "sensors": by_sensor,
                     "report_seconds": report_seconds,
                 }
             )
@@ -254,31 +224,11 @@ def run(
             }
             cpu = {tick: summary([r["cpu"][tick] for r in result["runs"]], 2) for tick in TICKS}
             requested = {tick: result["runs"][0]["requested"][tick] for tick in TICKS}
-            names = list(result["runs"][0]["sensors"]["after"])
-            sensors = {
-                name: {
-                    tick: summary([r["sensors"][tick][name] for r in result["runs"]], 2)
-                    for tick in TICKS
-                }
-                for name in names
-            }
-            slowest = {
-                tick: summary([max(r["sensors"][tick].values()) for r in result["runs"]], 2)
-                for tick in TICKS
-            }
-            variants[variant] = {
-                **result,
-                "ticks": ticks,
-                "cpu": cpu,
-                "requested": requested,
-                "sensors": sensors,
-                "slowest_sensor": slowest,
-            }
+            variants[variant] = {**result, "ticks": ticks, "cpu": cpu, "requested": requested}
             progress(
                 f"  tick {models} models, {variant}: "
                 + ", ".join(f"{t} {ticks[t]['median']:.1f}s" for t in TICKS)
-                + f" (CPU after {cpu['after']['median']:.1f}s; requested {requested['after']}; "
-                + f"{len(names)} sensor(s), slowest after {slowest['after']['median']:.1f}s)"
+                + f" (CPU after {cpu['after']['median']:.1f}s; requested {requested['after']})"
             )
         results["sizes"][str(models)] = {
             "models": models,

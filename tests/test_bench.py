@@ -250,16 +250,21 @@ def test_markdown_tables_align_numbers_right():
     assert table(["a", "b"], [["x", "1"]]) == "| a | b |\n| --- | ---: |\n| x | 1 |"
 
 
-def test_steps_re_run_on_top_of_a_full_run_say_so():
+def test_steps_re_run_on_top_of_earlier_runs_say_when_each_was_taken():
+    new, partial, full = (f"2026-11-27T0{h}:00:00+00:00" for h in (3, 2, 1))
     results = {
         **_results(),
-        "started": "2026-11-27T01:49:00+00:00",
+        "started": new,
         "seconds": 96,
-        "steps_run": ["load"],
-        "full_run": {"started": "2026-11-27T01:16:00+00:00", "seconds": 750},
+        "full_run": {"started": full, "seconds": 750},
     }
+    results["load"] = {**results["load"], "taken": new}
+    results["tick"] = {**results["tick"], "taken": partial}
+    results["precision"] = {**results["precision"], "taken": full}
     text = render_markdown(results)
-    assert "Steps load re-run on 2026-11-27 01:49 UTC (1.6 minutes)" in text
-    assert "the full `make bench` of 2026-11-27 01:16 UTC (12.5 minutes)" in text
-    whole = {**results, "steps_run": ["load", "tick"], "full_run": {**results, "seconds": 96}}
-    assert "Taken on 2026-11-27 01:49 UTC in 1.6 minutes" in render_markdown(whole)
+    assert "Steps load re-run on 2026-11-27 03:00 UTC (1.6 minutes)" in text
+    assert "precision from 2026-11-27 01:00 UTC; tick from 2026-11-27 02:00 UTC" in text
+    assert "the last full `make bench`, of 2026-11-27 01:00 UTC, took 12.5 minutes" in text
+    same = {**results, "tick": {**results["tick"], "taken": new}}
+    same["precision"] = {**results["precision"], "taken": new}
+    assert "Taken on 2026-11-27 03:00 UTC in 1.6 minutes" in render_markdown(same)
