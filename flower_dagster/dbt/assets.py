@@ -121,16 +121,14 @@ def _ancestors_of_partitioned(
 ) -> set[str]:
     """Every node that a partitioned model reads, directly or not: what dbt selects with
     `+<grain selector>` for every grain (the partitioned models themselves included)."""
-    nodes = manifest["nodes"]
+    parents = manifest["parent_map"]
     seen: set[str] = set()
     todo = [uid for uid, node in grains.items() if node.partitioned]
     while todo:
         uid = todo.pop()
-        if uid in seen:
-            continue
-        seen.add(uid)
-        node = nodes.get(uid) or {}
-        todo.extend((node.get("depends_on") or {}).get("nodes") or [])
+        if uid not in seen:
+            seen.add(uid)
+            todo.extend(parents.get(uid, ()))
     return seen
 
 
