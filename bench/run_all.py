@@ -62,6 +62,9 @@ class Plan:
     tick_variants: dict[int, tuple[str, ...]] = field(
         default_factory=lambda: {1000: ("eager", "rule"), 3000: ("rule",)}
     )
+    # The repair rule on PostgreSQL as deployed, stock and pooled storage (one repeat each).
+    tick_postgres_models: tuple[int, ...] = (1000,)
+    tick_postgres_repeats: int = 1
     partition_run_models: int = 1000
     partition_run_repeats: int = 3
     partition_run_repeats_vars: int = 2
@@ -78,7 +81,9 @@ class Plan:
 
         return (
             f"load {sizes(self.load_repeats)}; tick {sizes(self.tick_repeats)} (at 3,000 "
-            f"models the repair rule only); partition run "
+            f"models the repair rule only; on PostgreSQL {self.tick_postgres_repeats} at "
+            f"{', '.join(f'{m:,}' for m in self.tick_postgres_models) or 'no'} models); "
+            "partition run "
             f"{self.partition_run_repeats} (stock --vars {self.partition_run_repeats_vars}); "
             f"backfill {self.backfill_repeats} (per-day: {backfill.PER_DAY_RUNS} days); "
             f"precision {self.precision_trials} repaired days; lint {self.lint_runs} "
@@ -90,6 +95,7 @@ QUICK = Plan(
     load_repeats={200: 1},
     tick_repeats={200: 1},
     tick_variants={200: ("eager", "rule")},
+    tick_postgres_models=(),
     partition_run_models=200,
     partition_run_repeats=1,
     partition_run_repeats_vars=1,
@@ -106,7 +112,14 @@ def run_step(step: str, plan: Plan, work: Path) -> dict[str, Any]:
     if step == "load":
         return load.run(list(plan.load_repeats), plan.load_repeats, work)
     if step == "tick":
-        return tick.run(list(plan.tick_repeats), plan.tick_repeats, work, plan.tick_variants)
+        return tick.run(
+            list(plan.tick_repeats),
+            plan.tick_repeats,
+            work,
+            plan.tick_variants,
+            plan.tick_postgres_models,
+            plan.tick_postgres_repeats,
+        )
     if step == "backfill":
         return backfill.run(plan.backfill_models, plan.backfill_repeats, work)
     if step == "precision":

@@ -14,6 +14,12 @@ Materializations are reported with `instance.report_runless_asset_event` (no dbt
 variants are the same graph: `rule` is flower-dagster as it ships (the repair rule on every
 roll-up); `eager` replaces the rule by `AutomationCondition.eager()` on the same roll-ups.
 
+With `--postgres` the repair rule is also timed on PostgreSQL as deployed (deploy/dagster.yaml,
+a throwaway server on 127.0.0.1 from tests/postgres_server.py, the same seeded events in a
+template database, each repeat on a copy of it): once with dagster-postgres's storage classes
+as they ship, which open a connection per query outside the webserver, and once with
+flower-dagster's pooled ones (flower_dagster/storage.py).
+
     python -m bench.tick --models 1000 --repeats 3
 """
 
@@ -43,6 +49,17 @@ from bench.common import (
 )
 
 VARIANTS = ("eager", "rule")
+SQLITE = "sqlite"
+# The repair rule on PostgreSQL as deployed (deploy/dagster.yaml): dagster-postgres's storage
+# classes as they ship (a connection per query) and flower-dagster's pooled ones.
+POSTGRES_STORAGES = ("dagster-postgres", "flower")
+STOCK_POSTGRES_MODULES = {
+    "run_storage": "dagster_postgres.run_storage",
+    "event_log_storage": "dagster_postgres.event_log",
+    "schedule_storage": "dagster_postgres.schedule_storage",
+}
+POSTGRES_ADMIN_DB = "dagster"  # the database tests/postgres_server.py creates
+POSTGRES_SEED_DB = "tick_seed"
 # Days of history before the updated day, for every daily asset: the rest of its week.
 HISTORY_BEFORE_DAY = 6
 TICKS = ("first", "steady", "after")
@@ -94,17 +111,11 @@ def _flower_graph(variant: str) -> tuple[Any, Any, dict[str, Any]]:
     return defs, graph, info
 
 
-def seed(template: Path) -> dict[str, Any]:
-    """The instance every repeat starts from: the unpartitioned assets materialized, and the
-    six days before the updated day for every daily asset (so its week is complete after it)."""
-    from dagster import AssetMaterialization, DagsterInstance
+def _seed_events(instance: Any, info: dict[str, Any]) -> int:
+    """The unpartitioned assets materialized, and the six days before the updated day for
+    every daily asset (so that its week is complete after it)."""
+    from dagster import AssetMaterialization
 
-    _, _, info = _flower_graph("rule")
-    started = time.perf_counter()
-    # Written on tmpfs (a disk sync per event would take minutes), then copied to `template`.
-    home = Path(_instance_dir()) / "instance"
-    home.mkdir()
-    instance = DagsterInstance.local_temp(tempdir=str(home))
     events = 0
     for key in info["unpartitioned"]:
         instance.report_runless_asset_event(AssetMaterialization(key))
@@ -114,26 +125,118 @@ def seed(template: Path) -> dict[str, Any]:
         for key in info["daily"]:
             instance.report_runless_asset_event(AssetMaterialization(key, partition=partition))
             events += 1
+    return events
+
+
+def seed(template: Path) -> dict[str, Any]:
+    """The SQLite instance every repeat starts from (see `_seed_events`)."""
+    from dagster import DagsterInstance
+
+    _, _, info = _flower_graph("rule")
+    started = time.perf_counter()
+    # Written on tmpfs (a disk sync per event would take minutes), then copied to `template`.
+    home = Path(_instance_dir()) / "instance"
+    home.mkdir()
+    instance = DagsterInstance.local_temp(tempdir=str(home))
+    events = _seed_events(instance, info)
     instance.dispose()
     shutil.copytree(home, template)
     shutil.rmtree(home.parent, ignore_errors=True)
     return {"seed_seconds": time.perf_counter() - started, "seed_events": events}
 
 
-def child(variant: str, repeats: int, template: Path) -> dict[str, Any]:
+def postgres_config(storage: str) -> dict[str, Any]:
+    """deploy/dagster.yaml as flower-dagster ships it (`flower`: pooled storages), or with
+    dagster-postgres's own storage classes in their place (`dagster-postgres`)."""
+    import yaml
+
+    from flower_dagster.settings import REPO_ROOT
+
+    config = yaml.safe_load((REPO_ROOT / "deploy" / "dagster.yaml").read_text())
+    if storage not in POSTGRES_STORAGES:
+        raise ValueError(f"unknown storage {storage!r}; allowed: {', '.join(POSTGRES_STORAGES)}")
+    if storage == "dagster-postgres":
+        for name, module in STOCK_POSTGRES_MODULES.items():
+            config[name] = {
+                "module": module,
+                "class": config[name]["class"].replace("Pooled", ""),
+                "config": config[name]["config"],
+            }
+    return config
+
+
+def _postgres_instance(storage: str, database: str, home: Path) -> Any:
+    """A Dagster instance (its dagster.yaml in `home`) on `database` of the server the
+    environment points at."""
+    import os
+
+    import yaml
+    from dagster import DagsterInstance
+
+    os.environ["DAGSTER_PG_DB"] = database
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text(yaml.safe_dump(postgres_config(storage)))
+    return DagsterInstance.from_config(str(home))
+
+
+def _admin(sql: str) -> None:
+    """A statement on the server's default database (creating databases from the seeded one)."""
+    import os
+
+    import psycopg2
+
+    connection = psycopg2.connect(
+        host=os.environ["DAGSTER_PG_HOST"],
+        port=os.environ["DAGSTER_PG_PORT"],
+        user=os.environ["DAGSTER_PG_USER"],
+        password=os.environ["DAGSTER_PG_PASSWORD"],
+        dbname=POSTGRES_ADMIN_DB,
+    )
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+    finally:
+        connection.close()
+
+
+def seed_postgres() -> dict[str, Any]:
+    """The same seeded instance in a PostgreSQL database, the template of every repeat."""
+    _, _, info = _flower_graph("rule")
+    started = time.perf_counter()
+    _admin(f"create database {POSTGRES_SEED_DB}")
+    home = Path(tempfile.mkdtemp(prefix="flower-tick-pg-"))
+    instance = _postgres_instance("flower", POSTGRES_SEED_DB, home)
+    events = _seed_events(instance, info)
+    instance.dispose()  # a template database must have no open connection
+    shutil.rmtree(home, ignore_errors=True)
+    return {"seed_seconds": time.perf_counter() - started, "seed_events": events}
+
+
+def child(
+    variant: str, repeats: int, template: Path | None, storage: str = SQLITE
+) -> dict[str, Any]:
     from dagster import AssetMaterialization, DagsterInstance
     from dagster import evaluate_automation_conditions as evaluate
 
     defs, _, info = _flower_graph(variant)
     day = info["day"].isoformat()
-    if template.name.rsplit("-", 3)[-3:] != day.split("-"):
+    if storage == SQLITE and (
+        template is None or template.name.rsplit("-", 3)[-3:] != day.split("-")
+    ):
         raise RuntimeError(f"the seeded instance {template} is not for the updated day {day}")
     runs: list[dict[str, Any]] = []
-    for _ in range(repeats):
+    for repeat in range(repeats):
         home = Path(_instance_dir()) / "instance"
         try:
-            shutil.copytree(template, home)
-            instance = DagsterInstance.local_temp(tempdir=str(home))
+            if storage == SQLITE:
+                assert template is not None
+                shutil.copytree(template, home)
+                instance = DagsterInstance.local_temp(tempdir=str(home))
+            else:
+                database = f"tick_{storage.replace('-', '_')}_{repeat}"
+                _admin(f"create database {database} template {POSTGRES_SEED_DB}")
+                instance = _postgres_instance(storage, database, home)
             seconds: dict[str, float] = {}
             cpu: dict[str, float] = {}
             requested: dict[str, int] = {}
@@ -166,6 +269,7 @@ def child(variant: str, repeats: int, template: Path) -> dict[str, Any]:
             shutil.rmtree(home.parent, ignore_errors=True)
     return {
         "variant": variant,
+        "storage": storage,
         "build_seconds": info["build_seconds"],
         "assets": len(info["ordered"]),
         "daily_assets": len(info["daily"]),
@@ -176,11 +280,57 @@ def child(variant: str, repeats: int, template: Path) -> dict[str, Any]:
     }
 
 
+def _run_postgres(project: Any, models: int, repeats: int) -> dict[str, Any]:
+    """The repair rule's ticks on a throwaway PostgreSQL server on 127.0.0.1, the same seeded
+    instance, with dagster-postgres's storage classes and with flower-dagster's pooled ones."""
+    from tests.postgres_server import postgres_server
+
+    with postgres_server() as server:
+        env = project.flower_env(server.env)
+        seeded = run_child(
+            [sys.executable, "-m", "bench.tick", "--seed-postgres"], env=env
+        ).json_line()
+        progress(
+            f"  tick {models} models on PostgreSQL: seeded {seeded['seed_events']} "
+            f"materializations in {seeded['seed_seconds']:.0f}s (pooled storage)"
+        )
+        storages: dict[str, Any] = {}
+        for storage in POSTGRES_STORAGES:
+            result = run_child(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.tick",
+                    "--child",
+                    "rule",
+                    "--storage",
+                    storage,
+                    "--repeats",
+                    str(repeats),
+                ],
+                env=env,
+            ).json_line()
+            ticks = {
+                tick: summary([r["seconds"][tick] for r in result["runs"]], 2) for tick in TICKS
+            }
+            cpu = {tick: summary([r["cpu"][tick] for r in result["runs"]], 2) for tick in TICKS}
+            requested = {tick: result["runs"][0]["requested"][tick] for tick in TICKS}
+            storages[storage] = {**result, "ticks": ticks, "cpu": cpu, "requested": requested}
+            progress(
+                f"  tick {models} models on PostgreSQL, {storage} storage: "
+                + ", ".join(f"{t} {ticks[t]['median']:.1f}s" for t in TICKS)
+                + f" (CPU after {cpu['after']['median']:.1f}s; requested {requested['after']})"
+            )
+    return {"models": models, "repeats": repeats, "seed": seeded, "storages": storages}
+
+
 def run(
     sizes: Sequence[int],
     repeats: dict[int, int],
     work: Path,
     variants_by_size: dict[int, Sequence[str]] | None = None,
+    postgres_sizes: Sequence[int] = (),
+    postgres_repeats: int = 1,
 ) -> dict[str, Any]:
     results: dict[str, Any] = {"sizes": {}}
     for models in sizes:
@@ -230,6 +380,10 @@ def run(
                 + ", ".join(f"{t} {ticks[t]['median']:.1f}s" for t in TICKS)
                 + f" (CPU after {cpu['after']['median']:.1f}s; requested {requested['after']})"
             )
+        if models in postgres_sizes:
+            results.setdefault("postgres", {})[str(models)] = _run_postgres(
+                project, models, postgres_repeats
+            )
         results["sizes"][str(models)] = {
             "models": models,
             "counts": project.counts,
@@ -260,14 +414,31 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--template", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--seed-postgres", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--storage", choices=(SQLITE, *POSTGRES_STORAGES), default=SQLITE, help=argparse.SUPPRESS
+    )
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="also time the repair rule on PostgreSQL (stock and pooled storage)",
+    )
     args = parser.parse_args(argv)
     if args.seed:
         print(json.dumps(seed(args.seed)))
         return
-    if args.child:
-        print(json.dumps(child(args.child, args.repeats, args.template)))
+    if args.seed_postgres:
+        print(json.dumps(seed_postgres()))
         return
-    results = run(args.models, {m: args.repeats for m in args.models}, args.work)
+    if args.child:
+        print(json.dumps(child(args.child, args.repeats, args.template, args.storage)))
+        return
+    results = run(
+        args.models,
+        {m: args.repeats for m in args.models},
+        args.work,
+        postgres_sizes=args.models if args.postgres else (),
+    )
     write_json(args.out, results)
     progress(f"wrote {args.out}")
 

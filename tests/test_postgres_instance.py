@@ -7,13 +7,18 @@ from the environment; the server is a throwaway one on 127.0.0.1 (tests/postgres
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg2
 import pytest
 import yaml
 from dagster import DagsterInstance
+from dagster._core.scheduler.instigation import InstigatorTick, InstigatorType, TickStatus
 
+from flower_dagster.automation import SENSOR_NAME
+from flower_dagster.demo.story import prepare_demo, start_daemon, stop_daemon
 from flower_dagster.settings import REPO_ROOT
 from tests.automation_support import Automation, days
 from tests.conftest import Warehouse, private_warehouse
@@ -22,6 +27,12 @@ from tests.postgres_server import PostgresServer, postgres_server
 pytestmark = pytest.mark.slow
 
 PRODUCTION_INSTANCE = REPO_ROOT / "deploy" / "dagster.yaml"
+STORAGES = ("run_storage", "event_log_storage", "schedule_storage")
+STOCK_MODULES = (
+    "dagster_postgres.run_storage",
+    "dagster_postgres.event_log",
+    "dagster_postgres.schedule_storage",
+)
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +79,17 @@ def test_the_production_instance_stores_everything_in_postgres(instance):
         type(instance.event_log_storage).__name__,
         type(instance.schedule_storage).__name__,
     }
-    assert storages == {"PostgresRunStorage", "PostgresEventLogStorage", "PostgresScheduleStorage"}
-    # Every connection setting, the password included, is read from the environment.
-    connection = yaml.safe_load(PRODUCTION_INSTANCE.read_text())["storage"]["postgres"][
-        "postgres_db"
-    ]
+    assert storages == {
+        "PooledPostgresRunStorage",
+        "PooledPostgresEventLogStorage",
+        "PooledPostgresScheduleStorage",
+    }
+    # The three storages read one connection block, every setting of it, the password
+    # included, from the environment.
+    config = yaml.safe_load(PRODUCTION_INSTANCE.read_text())
+    blocks = [config[name]["config"] for name in STORAGES]
+    assert blocks[0] == blocks[1] == blocks[2]
+    connection = blocks[0]["postgres_db"]
     assert {key: value for key, value in connection.items() if key != "scheme"} == {
         "hostname": {"env": "DAGSTER_PG_HOST"},
         "port": {"env": "DAGSTER_PG_PORT"},
@@ -80,6 +97,71 @@ def test_the_production_instance_stores_everything_in_postgres(instance):
         "password": {"env": "DAGSTER_PG_PASSWORD"},
         "db_name": {"env": "DAGSTER_PG_DB"},
     }
+
+
+def _sessions(server: PostgresServer, database: str | None = None) -> int:
+    """Connections ever opened to `database` (PostgreSQL counts them), by default the one the
+    instance uses (then the count itself opens one)."""
+    name = database or server.database
+    return _count(server, f"select sessions from pg_stat_database where datname = '{name}'")
+
+
+def _queries(instance: DagsterInstance, times: int) -> None:
+    for _ in range(times):
+        instance.get_runs(limit=1)
+        instance.event_log_storage.get_asset_records()
+
+
+def test_the_instance_reuses_its_connections_where_stock_dagster_postgres_opens_one_per_query(
+    instance, server
+):
+    _queries(instance, 1)
+    before = _sessions(server)
+    _queries(instance, 25)
+    pooled = _sessions(server) - before - 1
+    # The pool's connections were opened by the first queries: none since.
+    assert pooled == 0
+
+    stock_home = instance.root_directory + "-stock"
+    shutil.copytree(instance.root_directory, stock_home)
+    stock_config = yaml.safe_load(PRODUCTION_INSTANCE.read_text())
+    for name, module in zip(STORAGES, STOCK_MODULES, strict=True):
+        stock_config[name]["module"] = module
+        stock_config[name]["class"] = stock_config[name]["class"].replace("Pooled", "")
+    (Path(stock_home) / "dagster.yaml").write_text(yaml.safe_dump(stock_config))
+    stock = DagsterInstance.from_config(stock_home)
+    try:
+        _queries(stock, 1)
+        before = _sessions(server)
+        _queries(stock, 25)
+        per_query = _sessions(server) - before - 1
+    finally:
+        stock.dispose()
+    assert per_query >= 50
+
+
+def test_the_pool_survives_a_dropped_connection(instance, server):
+    _queries(instance, 1)
+    # The server ends every other session: the pool's idle connections are dead now.
+    terminated = _count(
+        server,
+        "select count(pg_terminate_backend(pid)) from pg_stat_activity "
+        f"where datname = '{server.database}' and pid <> pg_backend_pid()",
+    )
+    assert terminated >= 1
+    # Each connection is checked before reuse and replaced: the next queries just work.
+    _queries(instance, 3)
+    assert instance.get_runs(limit=1) is not None
+
+
+def test_a_run_worker_rebuilds_the_pooled_storage_from_the_instance_ref(instance):
+    rebuilt = DagsterInstance.from_ref(instance.get_ref())
+    try:
+        assert type(rebuilt.event_log_storage).__name__ == "PooledPostgresEventLogStorage"
+        assert rebuilt.event_log_storage.pool == instance.event_log_storage.pool
+        assert len(rebuilt.get_runs()) == len(instance.get_runs())
+    finally:
+        rebuilt.dispose()
 
 
 def test_a_repair_reruns_its_week_and_month_on_postgres(own_warehouse, instance, server):
@@ -109,3 +191,66 @@ def test_a_repair_reruns_its_week_and_month_on_postgres(own_warehouse, instance,
         )
         > 31
     )
+
+
+def _repair_rule_ticks(instance: DagsterInstance) -> list[InstigatorTick]:
+    for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
+        if state.instigator_name == SENSOR_NAME:
+            return list(instance.get_ticks(state.instigator_origin_id, state.selector_id))
+    return []
+
+
+def test_the_real_daemon_evaluates_the_repair_rule_on_the_pooled_storage(server, tmp_path):
+    """`dagster-daemon run` on the production file: its threads (scheduler, sensors, the repair
+    rule, the run queue) and its code server share each process's pool; every tick of the
+    repair rule ends without an error, and the daemon does not open a connection per query."""
+    database = "daemon_check"
+    admin = psycopg2.connect(
+        host=server.host,
+        port=server.port,
+        user=server.user,
+        password=server.password,
+        dbname=server.database,
+    )
+    admin.autocommit = True  # CREATE DATABASE runs outside a transaction
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f"create database {database}")
+    finally:
+        admin.close()
+    env = {**server.env, "DAGSTER_PG_DB": database}
+    setup = prepare_demo(
+        tmp_path, interval_seconds=2, instance_yaml=PRODUCTION_INSTANCE, instance_env=env
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        instance = DagsterInstance.from_config(str(setup.dagster_home))
+    daemon = start_daemon(setup)
+    try:
+        deadline = time.monotonic() + 180
+        ticks: list[InstigatorTick] = []
+        sessions_at_first_tick = None
+        while time.monotonic() < deadline:
+            assert daemon.poll() is None, setup.daemon_log.read_text()[-3000:]
+            ticks = [t for t in _repair_rule_ticks(instance) if t.status != TickStatus.STARTED]
+            if ticks and sessions_at_first_tick is None:
+                sessions_at_first_tick = (_sessions(server, database), len(ticks))
+            if len(ticks) >= 6:
+                break
+            time.sleep(1)
+        sessions_after = _sessions(server, database)
+    finally:
+        stop_daemon(daemon)
+        instance.dispose()
+    failed = [t.error for t in ticks if t.status == TickStatus.FAILURE]
+    assert not failed, failed
+    assert len(ticks) >= 6, setup.daemon_log.read_text()[-3000:]
+    assert sessions_at_first_tick is not None
+    first_sessions, first_ticks = sessions_at_first_tick
+    per_tick = (sessions_after - first_sessions) / (len(ticks) - first_ticks)
+    print(
+        f"sessions per tick: {per_tick:.1f} ({sessions_after - first_sessions} over "
+        f"{len(ticks) - first_ticks} ticks)"
+    )
+    assert per_tick < 10

@@ -162,7 +162,7 @@ def run_story(
     say = _Printer(out)
     root = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="flower-demo-"))
     say(f"flower repair demo in {root}")
-    setup = _prepare(root, interval_seconds)
+    setup = prepare_demo(root, interval_seconds)
     say(
         f"dbt project copied and parsed, demo raw data loaded; the incident: raw orders of "
         f"{BROKEN_DAY} hold a duplicate order (a replayed ingestion batch)"
@@ -170,13 +170,13 @@ def run_story(
     instance = DagsterInstance.from_config(str(setup.dagster_home))
     daemon: subprocess.Popen[bytes] | None = None
     try:
-        daemon = _start_daemon(setup)
+        daemon = start_daemon(setup)
         say(f"dagster-daemon started (pid {daemon.pid}); repair rule every {interval_seconds}s")
         with _routed_output():
             result = _Story(instance, setup, daemon, deadline, say).tell()
     finally:
         if daemon is not None:
-            _stop_daemon(daemon)
+            stop_daemon(daemon)
             say("dagster-daemon stopped")
         instance.dispose()
     say.timeline(result)
@@ -187,7 +187,9 @@ def run_story(
 
 
 @dataclass(frozen=True)
-class _Setup:
+class DemoSetup:
+    """Where the demo's parts are, and the environments of its processes."""
+
     root: Path
     duckdb_path: Path
     dagster_home: Path
@@ -198,8 +200,17 @@ class _Setup:
     daemon_env: Mapping[str, str]
 
 
-def _prepare(root: Path, interval_seconds: int) -> _Setup:
-    """The dbt project copy (parsed), the warehouse with the broken day, DAGSTER_HOME, workspace."""
+def prepare_demo(
+    root: Path,
+    interval_seconds: int,
+    instance_yaml: Path = INSTANCE_TEMPLATE,
+    instance_env: Mapping[str, str] | None = None,
+) -> DemoSetup:
+    """The dbt project copy (parsed), the warehouse with the broken day, DAGSTER_HOME, workspace.
+
+    DAGSTER_HOME gets `instance_yaml` as its dagster.yaml (make dev's SQLite instance unless
+    told otherwise) and the daemon `instance_env` on top of the demo's settings (the
+    production file's PostgreSQL connection, say)."""
     root.mkdir(parents=True, exist_ok=True)
     project_dir = root / "dbt_project"
     dagster_home = root / "dagster_home"
@@ -210,7 +221,7 @@ def _prepare(root: Path, interval_seconds: int) -> _Setup:
 
     shutil.copytree(DEMO_DBT_PROJECT_DIR, project_dir, ignore=PROJECT_COPY_IGNORE)
     dagster_home.mkdir()
-    shutil.copy(INSTANCE_TEMPLATE, dagster_home / "dagster.yaml")
+    shutil.copy(instance_yaml, dagster_home / "dagster.yaml")
     workspace = root / "workspace.yaml"
     location = {
         "module_name": "flower_dagster.definitions",
@@ -230,6 +241,7 @@ def _prepare(root: Path, interval_seconds: int) -> _Setup:
     # The daemon, its code server and its runs see the demo's settings, and no others.
     daemon_env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWER_", "DAGSTER_"))}
     daemon_env.update(flower_env)
+    daemon_env.update(instance_env or {})
     daemon_env["DAGSTER_HOME"] = str(dagster_home)
     daemon_env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
 
@@ -238,7 +250,7 @@ def _prepare(root: Path, interval_seconds: int) -> _Setup:
         FlowerDbtProject.from_settings(load_settings(daemon_env)).parse()
     load_demo_data(duckdb_path)
     corrupt_day(duckdb_path, BROKEN_DAY)
-    return _Setup(
+    return DemoSetup(
         root=root,
         duckdb_path=duckdb_path,
         dagster_home=dagster_home,
@@ -301,7 +313,7 @@ def _output_of_this_thread_to(log: TextIO) -> Iterator[None]:
 # -- the daemon ------------------------------------------------------------------------------
 
 
-def _start_daemon(setup: _Setup) -> subprocess.Popen[bytes]:
+def start_daemon(setup: DemoSetup) -> subprocess.Popen[bytes]:
     """`dagster-daemon run` beside this Python, in a new session (its own process group)."""
     executable = Path(sys.executable).with_name("dagster-daemon")
     with open(setup.daemon_log, "wb") as log:
@@ -316,7 +328,7 @@ def _start_daemon(setup: _Setup) -> subprocess.Popen[bytes]:
         )
 
 
-def _stop_daemon(process: subprocess.Popen[bytes]) -> None:
+def stop_daemon(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM the daemon's process group (code server, runs), then SIGKILL what is left."""
     group = process.pid  # a new session: the daemon leads its process group
     _signal_group(group, signal.SIGTERM)
@@ -358,7 +370,7 @@ class _Story:
     def __init__(
         self,
         instance: DagsterInstance,
-        setup: _Setup,
+        setup: DemoSetup,
         daemon: subprocess.Popen[bytes],
         deadline: float,
         say: _Printer,
