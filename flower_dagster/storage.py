@@ -5,20 +5,21 @@ engines use SQLAlchemy's `NullPool`, so that many short-lived processes do not e
 connections). The daemon is not short-lived: one evaluation of the repair rule over a
 1,000-model project runs about 8,000 queries, and with a connection (and a password handshake)
 per query the tick after a day of updates took 76 s on PostgreSQL, 14 s with these classes and
-21 s on a local SQLite file (docs/benchmarks.md). These classes are dagster-postgres's own run, event log and schedule
-storages with one change: their engine keeps a few connections open and checks each one before
-reuse (`pool_pre_ping`), so a restarted server or a dropped connection costs a reconnect, not a
-failed tick. `deploy/dagster.yaml` names them; the configuration is dagster-postgres's
-(`postgres_db` or `postgres_url`, from the environment) plus three optional pool settings:
+21 s on a local SQLite file (docs/benchmarks.md). These classes are dagster-postgres's own run,
+event log and schedule storages with one change: their engine keeps connections open and checks
+each one before reuse (`pool_pre_ping`), so a restarted server or a dropped connection costs a
+reconnect, not a failed tick. `deploy/dagster.yaml` names them; the configuration is
+dagster-postgres's (`postgres_db` or `postgres_url`, from the environment) plus three optional
+pool settings:
 
-    pool_size              connections kept open per process (default 2)
+    pool_size              connections each storage keeps open per process (default 1)
     max_overflow           extra connections under load, closed after use (default 8)
     pool_recycle_seconds   reconnect a connection older than this (default 1800)
 
 Every Dagster process that loads the instance (webserver, daemon, run workers, code servers)
-holds at most `pool_size` idle connections: size the server's `max_connections` for
-`pool_size` x processes, plus `max_overflow` for the busiest ones. The webserver replaces the
-engine with its own pooled one, as with stock dagster-postgres.
+holds at most `pool_size` idle connections per storage, three storages: size the server's
+`max_connections` for 3 x `pool_size` x processes, plus `max_overflow` for the busiest ones.
+The webserver replaces the engines with its own pooled ones, as with stock dagster-postgres.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
 class PoolSettings:
     """How many connections a process keeps open and for how long."""
 
-    size: int = 2
+    size: int = 1
     max_overflow: int = 8
     recycle_seconds: int = 1800
 

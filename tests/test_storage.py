@@ -17,9 +17,9 @@ PRODUCTION_INSTANCE = REPO_ROOT / "deploy" / "dagster.yaml"
 
 def test_pool_settings_default_to_a_small_pool_checked_before_reuse():
     settings = PoolSettings.from_config({})
-    assert settings == PoolSettings(size=2, max_overflow=8, recycle_seconds=1800)
+    assert settings == PoolSettings(size=1, max_overflow=8, recycle_seconds=1800)
     kwargs = settings.engine_kwargs()
-    assert kwargs["pool_size"] == 2
+    assert kwargs["pool_size"] == 1
     assert kwargs["max_overflow"] == 8
     assert kwargs["pool_recycle"] == 1800
     assert kwargs["pool_pre_ping"] is True
