@@ -791,10 +791,14 @@ def _draw_load(plt: Any, load: Result) -> Any:
 
 def _draw_tick(plt: Any, tick: Result) -> Any:
     sizes = list(tick["sizes"])
-    fig, axes = plt.subplots(1, len(sizes), figsize=(5 * len(sizes), 4), squeeze=False)
+    postgres = {
+        size: entry for size, entry in tick.get("postgres", {}).items() if entry.get("storages")
+    }
+    panels = len(sizes) + len(postgres)
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4), squeeze=False)
     ticks = ("first", "steady", "after")
     width = 0.38
-    for ax, size in zip(axes[0], sizes, strict=True):
+    for ax, size in zip(axes[0][: len(sizes)], sizes, strict=True):
         variants = tick["sizes"][size]["variants"]
         both = "eager" in variants and "rule" in variants
         for offset, variant, color, label in (
@@ -813,8 +817,30 @@ def _draw_tick(plt: Any, tick: Result) -> Any:
         ax.margins(y=0.12)
         ax.spines[["top", "right"]].set_visible(False)
     axes[0][0].legend(loc="upper left", fontsize=8, frameon=False)
+    for ax, (size, entry) in zip(axes[0][len(sizes) :], postgres.items(), strict=True):
+        bars = [("dagster-postgres\n(a connection\nper query)", "dagster-postgres", STOCK)]
+        bars.append(("flower-dagster\n(pooled)", "flower", FLOWER))
+        labels, values, colors = [], [], []
+        for label, storage, color in bars:
+            if storage in entry["storages"]:
+                labels.append(label)
+                values.append(entry["storages"][storage]["ticks"]["after"]["median"])
+                colors.append(color)
+        rule = tick["sizes"].get(size, {}).get("variants", {}).get("rule")
+        if rule:
+            labels.append("SQLite on tmpfs\n(make dev)")
+            values.append(rule["ticks"]["after"]["median"])
+            colors.append(OTHER)
+        _bar_labels(ax, ax.bar(range(len(values)), values, 0.6, color=colors))
+        ax.set_xticks(range(len(values)), labels, fontsize=8)
+        ax.set_title(
+            f"{int(size):,} models, tick after updates:\nrepair rule by storage", fontsize=10
+        )
+        ax.set_ylabel("seconds (median, wall)")
+        ax.margins(y=0.12)
+        ax.spines[["top", "right"]].set_visible(False)
     fig.suptitle("One evaluation of every automation condition (3 years of daily partitions)")
-    fig.subplots_adjust(top=0.85)
+    fig.subplots_adjust(top=0.8)
     return fig
 
 
