@@ -239,6 +239,19 @@ def _load_remark(results: Result, cpus: Any) -> str:
     return "Nothing else of note ran on the machine (the load is the benchmark's own)."
 
 
+def _reference_text(results: Result) -> str:
+    """How fast the machine was: a virtual machine on a busy host is slower with no load of its
+    own, so absolute figures (not the side-by-side ratios) move with it."""
+    start, end = results.get("reference_start"), results.get("reference_end")
+    if start is None:
+        return ""
+    taken = f"{start:.2f} s at the start" + (f" and {end:.2f} s at the end" if end else "")
+    return (
+        f" A fixed pure-Python reference workload (`bench/common.py`, `reference_seconds`) took "
+        f"{taken}: compare it between documents before comparing their absolute figures."
+    )
+
+
 def _load_text(values: Sequence[float] | None) -> str:
     if not values:
         return "?"
@@ -267,6 +280,7 @@ def _intro(results: Result) -> str:
             f"{_load_text(results.get('load_average_start'))} at the start and "
             f"{_load_text(results.get('load_average_end'))} at the end. "
             + _load_remark(results, machine.get("cpus"))
+            + _reference_text(results)
             + " Comparisons are ratios of figures taken in the same minutes; where it matters "
             "CPU seconds are shown too.",
             "",
@@ -398,7 +412,7 @@ def _tick_postgres(postgres: Result, sqlite: Result) -> list[str]:
                     f"{int(size):,}",
                     POSTGRES_STORAGE_TEXT.get(storage, storage),
                     seconds(t["first"]["median"]),
-                    seconds(t["steady"]["median"]),
+                    seconds(t["steady"]["median"]) if "steady" in t else "-",
                     f"**{seconds(t['after']['median'])}**",
                     seconds(v["cpu"]["after"]["median"]),
                     str(v["requested"]["after"]),
@@ -436,7 +450,8 @@ def _tick_postgres(postgres: Result, sqlite: Result) -> list[str]:
         "(`tests/postgres_server.py`: Debian's server, password authentication with "
         "scram-sha-256, fsync off) with the instance of `deploy/dagster.yaml`: the same "
         f"seeded events ({first['seed']['seed_events']:,}) in a template database, each "
-        "repeat on a fresh copy of it. dagster-postgres, outside the webserver, opens a new "
+        "repeat on a fresh copy of it; the first tick, then the one after updates (no steady "
+        "tick here). dagster-postgres, outside the webserver, opens a new "
         "connection for every query (SQLAlchemy's `NullPool`, so that short-lived processes "
         "hold none), and one tick runs thousands of queries; flower-dagster's storage classes "
         "(`flower_dagster/storage.py`) are dagster-postgres's with a small pool of connections "
