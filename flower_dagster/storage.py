@@ -4,7 +4,7 @@ dagster-postgres opens a new database connection for every query outside the web
 engines use SQLAlchemy's `NullPool`, so that many short-lived processes do not each hold
 connections). The daemon is not short-lived: one evaluation of the repair rule over a
 1,000-model project runs about 8,000 queries, and with a connection (and a password handshake)
-per query the tick after a day of updates took 76 s on PostgreSQL, 14 s with these classes and
+per query the tick after a day of updates took 76 s on PostgreSQL, 16 s with these classes and
 21 s on a local SQLite file (docs/benchmarks.md). These classes are dagster-postgres's own run,
 event log and schedule storages with one change: their engine keeps connections open and checks
 each one before reuse (`pool_pre_ping`), so a restarted server or a dropped connection costs a
