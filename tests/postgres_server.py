@@ -12,7 +12,6 @@ import glob
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flower_dagster.settings import REPO_ROOT
+from tests.http_support import free_port
 
 ENSURE_SCRIPT = REPO_ROOT / "scripts" / "ensure-postgres.sh"
 
@@ -54,12 +54,6 @@ def _bin_dir() -> Path:
         return Path(on_path).resolve().parent
     subprocess.run(["bash", str(ENSURE_SCRIPT)], check=True)
     return _bin_dir()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager
@@ -97,7 +91,7 @@ def postgres_server() -> Iterator[PostgresServer]:
         "--no-sync",
     )
     pwfile.unlink()
-    port = _free_port()
+    port = free_port()
     options = f"-h 127.0.0.1 -p {port} -k {sockets} -c fsync=off -c full_page_writes=off"
     run(
         str(bin_dir / "pg_ctl"),

@@ -2,44 +2,26 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from flower_dagster.settings import REPO_ROOT
 from tests.conftest import Warehouse, make_instance
+from tests.http_support import free_port, graphql
 
 pytestmark = pytest.mark.slow
 
 ASSETS_QUERY = "{ assetNodes { assetKey { path } partitionDefinition { description } } }"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _graphql(port: int, query: str) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": query}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.load(response)["data"]
-
-
 def test_dagster_dev_serves_the_partitioned_assets_on_loopback(warehouse: Warehouse, tmp_path):
-    port = _free_port()
+    port = free_port()
     home = make_instance(tmp_path / "home").root_directory
     dagster = Path(sys.executable).with_name("dagster")
     process = subprocess.Popen(
@@ -55,7 +37,7 @@ def test_dagster_dev_serves_the_partitioned_assets_on_loopback(warehouse: Wareho
         nodes = None
         while time.monotonic() < deadline and process.poll() is None:
             try:
-                nodes = _graphql(port, ASSETS_QUERY)["assetNodes"]
+                nodes = graphql(port, ASSETS_QUERY)["assetNodes"]
                 if nodes:
                     break
             except OSError:

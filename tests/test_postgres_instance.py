@@ -6,13 +6,9 @@ from the environment; the server is a throwaway one on 127.0.0.1 (tests/postgres
 
 from __future__ import annotations
 
-import json
 import shutil
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,10 +19,17 @@ from dagster import DagsterInstance
 from dagster._core.scheduler.instigation import InstigatorTick, InstigatorType, TickStatus
 
 from flower_dagster.automation import SENSOR_NAME
-from flower_dagster.demo.story import DemoSetup, prepare_demo, start_daemon, stop_daemon
+from flower_dagster.demo.story import (
+    DemoSetup,
+    prepare_demo,
+    start_daemon,
+    start_process,
+    stop_daemon,
+)
 from flower_dagster.settings import REPO_ROOT
 from tests.automation_support import Automation, days
 from tests.conftest import Warehouse, private_warehouse
+from tests.http_support import free_port, graphql
 from tests.postgres_server import PostgresServer, postgres_server
 
 pytestmark = pytest.mark.slow
@@ -205,47 +208,26 @@ def _repair_rule_ticks(instance: DagsterInstance) -> list[InstigatorTick]:
     return []
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _graphql(url: str, query: str) -> dict:
-    request = urllib.request.Request(
-        url + "/graphql",
-        data=json.dumps({"query": query}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.load(response)
-
-
 def _start_webserver(setup: DemoSetup, port: int) -> subprocess.Popen[bytes]:
-    executable = Path(sys.executable).with_name("dagster-webserver")
-    with open(setup.root / "webserver.log", "wb") as log:
-        return subprocess.Popen(
-            [str(executable), "-h", "127.0.0.1", "-p", str(port), "-w", str(setup.workspace)],
-            cwd=setup.root,
-            env=dict(setup.daemon_env),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    return start_process(
+        setup,
+        "dagster-webserver",
+        ["-h", "127.0.0.1", "-p", str(port), "-w", str(setup.workspace)],
+        setup.root / "webserver.log",
+    )
 
 
-def _daemon_health(url: str, deadline: float) -> dict[str, bool]:
+def _daemon_health(port: int, deadline: float) -> dict[str, bool]:
     """What the webserver reads of the daemons' heartbeats (from PostgreSQL), once it serves."""
     query = "{ instance { daemonHealth { allDaemonStatuses { daemonType healthy } } } }"
     while time.monotonic() < deadline:
         try:
-            statuses = _graphql(url, query)["data"]["instance"]["daemonHealth"]
+            statuses = graphql(port, query)["instance"]["daemonHealth"]
         except (OSError, KeyError, TypeError, ValueError):
             time.sleep(1)
             continue
         return {s["daemonType"]: s["healthy"] for s in statuses["allDaemonStatuses"]}
-    raise AssertionError(f"the webserver at {url} did not answer in time")
+    raise AssertionError(f"the webserver on port {port} did not answer in time")
 
 
 def test_the_real_daemon_and_webserver_run_on_the_pooled_storage(server, tmp_path):
@@ -289,10 +271,10 @@ def test_the_real_daemon_and_webserver_run_on_the_pooled_storage(server, tmp_pat
                 break
             time.sleep(1)
         sessions_after = _sessions(server, database)
-        port = _free_port()
+        port = free_port()
         webserver = _start_webserver(setup, port)
         try:
-            health = _daemon_health(f"http://127.0.0.1:{port}", time.monotonic() + 120)
+            health = _daemon_health(port, time.monotonic() + 120)
         finally:
             stop_daemon(webserver)
     finally:

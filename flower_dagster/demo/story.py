@@ -314,11 +314,22 @@ def _output_of_this_thread_to(log: TextIO) -> Iterator[None]:
 
 
 def start_daemon(setup: DemoSetup) -> subprocess.Popen[bytes]:
-    """`dagster-daemon run` beside this Python, in a new session (its own process group)."""
-    executable = Path(sys.executable).with_name("dagster-daemon")
-    with open(setup.daemon_log, "wb") as log:
+    """`dagster-daemon run` on the demo's workspace (see `start_process`)."""
+    return start_process(
+        setup, "dagster-daemon", ["run", "-w", str(setup.workspace)], setup.daemon_log
+    )
+
+
+def start_process(
+    setup: DemoSetup, program: str, args: Sequence[str], log_path: Path
+) -> subprocess.Popen[bytes]:
+    """A Dagster program beside this Python (`dagster-daemon`, `dagster-webserver`) with the
+    demo's environment, its output in `log_path`, in a new session: its own process group,
+    which `stop_daemon` ends."""
+    executable = Path(sys.executable).with_name(program)
+    with open(log_path, "wb") as log:
         return subprocess.Popen(
-            [str(executable), "run", "-w", str(setup.workspace)],
+            [str(executable), *args],
             cwd=setup.root,
             env=dict(setup.daemon_env),
             stdin=subprocess.DEVNULL,
@@ -329,7 +340,8 @@ def start_daemon(setup: DemoSetup) -> subprocess.Popen[bytes]:
 
 
 def stop_daemon(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the daemon's process group (code server, runs), then SIGKILL what is left."""
+    """SIGTERM the process group of a process from `start_process` (the daemon: its code
+    server and runs), then SIGKILL what is left."""
     group = process.pid  # a new session: the daemon leads its process group
     _signal_group(group, signal.SIGTERM)
     deadline = time.monotonic() + _STOP_GRACE_SECONDS
