@@ -58,7 +58,6 @@ STOCK_POSTGRES_MODULES = {
     "event_log_storage": "dagster_postgres.event_log",
     "schedule_storage": "dagster_postgres.schedule_storage",
 }
-POSTGRES_ADMIN_DB = "dagster"  # the database tests/postgres_server.py creates
 POSTGRES_SEED_DB = "tick_seed"
 # Days of history before the updated day, for every daily asset: the rest of its week.
 HISTORY_BEFORE_DAY = 6
@@ -169,36 +168,25 @@ def postgres_config(storage: str) -> dict[str, Any]:
 def _postgres_instance(storage: str, database: str, home: Path) -> Any:
     """A Dagster instance (its dagster.yaml in `home`) on `database` of the server the
     environment points at."""
-    import os
-
     import yaml
     from dagster import DagsterInstance
 
-    os.environ["DAGSTER_PG_DB"] = database
+    config = postgres_config(storage)
+    for name in STOCK_POSTGRES_MODULES:
+        # The same connection block for the three storages (a YAML anchor): named once.
+        config[name]["config"]["postgres_db"]["db_name"] = database
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text(yaml.safe_dump(postgres_config(storage)))
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
     return DagsterInstance.from_config(str(home))
 
 
 def _admin(sql: str) -> None:
-    """A statement on the server's default database (creating databases from the seeded one)."""
+    """A statement on the server's own database (creating databases from the seeded one)."""
     import os
 
-    import psycopg2
+    from tests.postgres_server import PostgresServer
 
-    connection = psycopg2.connect(
-        host=os.environ["DAGSTER_PG_HOST"],
-        port=os.environ["DAGSTER_PG_PORT"],
-        user=os.environ["DAGSTER_PG_USER"],
-        password=os.environ["DAGSTER_PG_PASSWORD"],
-        dbname=POSTGRES_ADMIN_DB,
-    )
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
-    finally:
-        connection.close()
+    PostgresServer.from_env(os.environ).query(sql)
 
 
 def seed_postgres() -> dict[str, Any]:

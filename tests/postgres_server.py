@@ -14,10 +14,11 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from flower_dagster.settings import REPO_ROOT
 from tests.http_support import free_port
@@ -43,6 +44,37 @@ class PostgresServer:
             "DAGSTER_PG_PASSWORD": self.password,
             "DAGSTER_PG_DB": self.database,
         }
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> PostgresServer:
+        """The server `env` points at (the inverse of `env`), in a process given only that."""
+        return cls(
+            env["DAGSTER_PG_HOST"],
+            int(env["DAGSTER_PG_PORT"]),
+            env["DAGSTER_PG_USER"],
+            env["DAGSTER_PG_PASSWORD"],
+            env["DAGSTER_PG_DB"],
+        )
+
+    def query(self, sql: str) -> Any:
+        """One statement on the server's database in a connection of its own, outside a
+        transaction (CREATE DATABASE needs that): the first column of its first row, if any."""
+        import psycopg2
+
+        connection = psycopg2.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname=self.database,
+        )
+        connection.autocommit = True
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql)
+                return cursor.fetchone()[0] if cursor.description else None
+        finally:
+            connection.close()
 
 
 def _bin_dir() -> Path:

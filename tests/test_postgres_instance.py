@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg2
 import pytest
 import yaml
 from dagster import DagsterInstance
@@ -66,21 +65,6 @@ def own_warehouse(warehouse: Warehouse, tmp_path_factory) -> Iterator[Warehouse]
     yield from private_warehouse(warehouse, tmp_path_factory, "postgres_instance")
 
 
-def _count(server: PostgresServer, sql: str) -> int:
-    with (
-        psycopg2.connect(
-            host=server.host,
-            port=server.port,
-            user=server.user,
-            password=server.password,
-            dbname=server.database,
-        ) as connection,
-        connection.cursor() as cursor,
-    ):
-        cursor.execute(sql)
-        return cursor.fetchone()[0]
-
-
 def test_the_production_instance_stores_everything_in_postgres(instance):
     storages = {
         type(instance.run_storage).__name__,
@@ -111,7 +95,7 @@ def _sessions(server: PostgresServer, database: str | None = None) -> int:
     """Connections ever opened to `database` (PostgreSQL counts them), by default the one the
     instance uses (then the count itself opens one)."""
     name = database or server.database
-    return _count(server, f"select sessions from pg_stat_database where datname = '{name}'")
+    return server.query(f"select sessions from pg_stat_database where datname = '{name}'")
 
 
 def _queries(instance: DagsterInstance, times: int) -> None:
@@ -151,8 +135,7 @@ def test_the_instance_reuses_its_connections_where_stock_dagster_postgres_opens_
 def test_the_pool_survives_a_dropped_connection(instance, server):
     _queries(instance, 1)
     # The server ends every other session: the pool's idle connections are dead now.
-    terminated = _count(
-        server,
+    terminated = server.query(
         "select count(pg_terminate_backend(pid)) from pg_stat_activity "
         f"where datname = '{server.database}' and pid <> pg_backend_pid()",
     )
@@ -191,10 +174,9 @@ def test_a_repair_reruns_its_week_and_month_on_postgres(own_warehouse, instance,
     }
     assert set(automation.requested_counts.values()) == {1}
     # It all went through PostgreSQL: the runs and their materializations are rows there.
-    assert _count(server, "select count(*) from runs") == len(instance.get_run_records()) > 5
+    assert server.query("select count(*) from runs") == len(instance.get_run_records()) > 5
     assert (
-        _count(
-            server,
+        server.query(
             "select count(*) from event_logs where dagster_event_type = 'ASSET_MATERIALIZATION'",
         )
         > 31
@@ -236,19 +218,7 @@ def test_the_real_daemon_and_webserver_run_on_the_pooled_storage(server, tmp_pat
     repair rule ends without an error, and the daemon does not open a connection per query.
     The webserver (which swaps in its own pooled engine) reads the daemons' heartbeats."""
     database = "daemon_check"
-    admin = psycopg2.connect(
-        host=server.host,
-        port=server.port,
-        user=server.user,
-        password=server.password,
-        dbname=server.database,
-    )
-    admin.autocommit = True  # CREATE DATABASE runs outside a transaction
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute(f"create database {database}")
-    finally:
-        admin.close()
+    server.query(f"create database {database}")
     env = {**server.env, "DAGSTER_PG_DB": database}
     setup = prepare_demo(
         tmp_path, interval_seconds=2, instance_yaml=PRODUCTION_INSTANCE, instance_env=env
