@@ -53,11 +53,6 @@ SQLITE = "sqlite"
 # The repair rule on PostgreSQL as deployed (deploy/dagster.yaml): dagster-postgres's storage
 # classes as they ship (a connection per query) and flower-dagster's pooled ones.
 POSTGRES_STORAGES = ("dagster-postgres", "flower")
-STOCK_POSTGRES_MODULES = {
-    "run_storage": "dagster_postgres.run_storage",
-    "event_log_storage": "dagster_postgres.event_log",
-    "schedule_storage": "dagster_postgres.schedule_storage",
-}
 POSTGRES_SEED_DB = "tick_seed"
 # Days of history before the updated day, for every daily asset: the rest of its week.
 HISTORY_BEFORE_DAY = 6
@@ -156,12 +151,9 @@ def postgres_config(storage: str) -> dict[str, Any]:
     if storage not in POSTGRES_STORAGES:
         raise ValueError(f"unknown storage {storage!r}; allowed: {', '.join(POSTGRES_STORAGES)}")
     if storage == "dagster-postgres":
-        for name, module in STOCK_POSTGRES_MODULES.items():
-            config[name] = {
-                "module": module,
-                "class": config[name]["class"].replace("Pooled", ""),
-                "config": config[name]["config"],
-            }
+        from tests.postgres_server import with_stock_storage
+
+        return with_stock_storage(config)
     return config
 
 
@@ -171,8 +163,10 @@ def _postgres_instance(storage: str, database: str, home: Path) -> Any:
     import yaml
     from dagster import DagsterInstance
 
+    from tests.postgres_server import STOCK_STORAGE_MODULES
+
     config = postgres_config(storage)
-    for name in STOCK_POSTGRES_MODULES:
+    for name in STOCK_STORAGE_MODULES:
         # The same connection block for the three storages (a YAML anchor): named once.
         config[name]["config"]["postgres_db"]["db_name"] = database
     home.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,29 @@ from flower_dagster.settings import REPO_ROOT
 from tests.http_support import free_port
 
 ENSURE_SCRIPT = REPO_ROOT / "scripts" / "ensure-postgres.sh"
+# dagster-postgres's own storage classes, where deploy/dagster.yaml names flower-dagster's pooled
+# ones (flower_dagster/storage.py, `Pooled<class>`): the stock way, for comparisons.
+STOCK_STORAGE_MODULES = {
+    "run_storage": "dagster_postgres.run_storage",
+    "event_log_storage": "dagster_postgres.event_log",
+    "schedule_storage": "dagster_postgres.schedule_storage",
+}
+
+
+def with_stock_storage(config: Mapping[str, Any]) -> dict[str, Any]:
+    """An instance configuration with dagster-postgres's storage classes in place of
+    flower-dagster's pooled ones; the rest, connection settings included, unchanged."""
+    return {
+        **config,
+        **{
+            name: {
+                **config[name],
+                "module": module,
+                "class": config[name]["class"].replace("Pooled", ""),
+            }
+            for name, module in STOCK_STORAGE_MODULES.items()
+        },
+    }
 
 
 @dataclass(frozen=True)

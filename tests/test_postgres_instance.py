@@ -29,17 +29,16 @@ from flower_dagster.settings import REPO_ROOT
 from tests.automation_support import Automation, days
 from tests.conftest import Warehouse, private_warehouse
 from tests.http_support import free_port, graphql
-from tests.postgres_server import PostgresServer, postgres_server
+from tests.postgres_server import (
+    STOCK_STORAGE_MODULES,
+    PostgresServer,
+    postgres_server,
+    with_stock_storage,
+)
 
 pytestmark = pytest.mark.slow
 
 PRODUCTION_INSTANCE = REPO_ROOT / "deploy" / "dagster.yaml"
-STORAGES = ("run_storage", "event_log_storage", "schedule_storage")
-STOCK_MODULES = (
-    "dagster_postgres.run_storage",
-    "dagster_postgres.event_log",
-    "dagster_postgres.schedule_storage",
-)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +78,7 @@ def test_the_production_instance_stores_everything_in_postgres(instance):
     # The three storages read one connection block, every setting of it, the password
     # included, from the environment.
     config = yaml.safe_load(PRODUCTION_INSTANCE.read_text())
-    blocks = [config[name]["config"] for name in STORAGES]
+    blocks = [config[name]["config"] for name in STOCK_STORAGE_MODULES]
     assert blocks[0] == blocks[1] == blocks[2]
     connection = blocks[0]["postgres_db"]
     assert {key: value for key, value in connection.items() if key != "scheme"} == {
@@ -116,10 +115,7 @@ def test_the_instance_reuses_its_connections_where_stock_dagster_postgres_opens_
 
     stock_home = instance.root_directory + "-stock"
     shutil.copytree(instance.root_directory, stock_home)
-    stock_config = yaml.safe_load(PRODUCTION_INSTANCE.read_text())
-    for name, module in zip(STORAGES, STOCK_MODULES, strict=True):
-        stock_config[name]["module"] = module
-        stock_config[name]["class"] = stock_config[name]["class"].replace("Pooled", "")
+    stock_config = with_stock_storage(yaml.safe_load(PRODUCTION_INSTANCE.read_text()))
     (Path(stock_home) / "dagster.yaml").write_text(yaml.safe_dump(stock_config))
     stock = DagsterInstance.from_config(stock_home)
     try:
