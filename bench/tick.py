@@ -11,8 +11,14 @@ machine do not time the storage), then times `evaluate_automation_conditions` ov
           materialized, parents before children, as the day's runs would leave them
 
 Materializations are reported with `instance.report_runless_asset_event` (no dbt runs). The
-variants are the same graph: `rule` is flower-dagster as it ships (the repair rule on every
-roll-up); `eager` replaces the rule by `AutomationCondition.eager()` on the same roll-ups.
+variants are the same graph, each a condition on the roll-ups and a storage under it:
+
+  eager                 stock: `AutomationCondition.eager()` on Dagster's SQLite storage
+  rule                  flower-dagster as it ships: the repair rule on every roll-up, on the
+                        storage of `make dev`'s instance (dagster_home/dagster.yaml: Dagster's
+                        SQLite files with each connection kept, flower_dagster/storage.py)
+  rule-dagster-sqlite   the repair rule on Dagster's SQLite storage (what the storage adds)
+  eager-flower-sqlite   `eager()` on flower-dagster's SQLite storage (the conditions alone)
 
 With `--postgres` the repair rule is also timed on PostgreSQL as deployed (deploy/dagster.yaml,
 a throwaway server on 127.0.0.1 from tests/postgres_server.py, the same seeded events in a
@@ -48,8 +54,17 @@ from bench.common import (
     write_json,
 )
 
-VARIANTS = ("eager", "rule")
-SQLITE = "sqlite"
+CONDITIONS = ("eager", "rule")
+# Dagster's SQLite storage as it ships (a connection, and an engine, per query) and the one of
+# make dev's instance (dagster_home/dagster.yaml).
+SQLITE_STORAGES = ("dagster-sqlite", "flower-sqlite")
+# name: (the roll-ups' condition, the storage)
+VARIANTS: dict[str, tuple[str, str]] = {
+    "eager": ("eager", "dagster-sqlite"),
+    "rule": ("rule", "flower-sqlite"),
+    "rule-dagster-sqlite": ("rule", "dagster-sqlite"),
+    "eager-flower-sqlite": ("eager", "flower-sqlite"),
+}
 # The repair rule on PostgreSQL as deployed (deploy/dagster.yaml): dagster-postgres's storage
 # classes as they ship (a connection per query) and flower-dagster's pooled ones.
 POSTGRES_STORAGES = ("dagster-postgres", "flower")
@@ -76,14 +91,14 @@ def updated_day(last_complete: date) -> date:
     return last_complete - timedelta(days=(last_complete.weekday() - 6) % 7)
 
 
-def _flower_graph(variant: str) -> tuple[Any, Any, dict[str, Any]]:
+def _flower_graph(condition: str) -> tuple[Any, Any, dict[str, Any]]:
     from dagster import AutomationCondition
 
     import flower_dagster.dbt.assets as flower_assets
     from flower_dagster.dbt.translator import GRAIN_TAG, UNPARTITIONED
     from flower_dagster.defs import build_definitions
 
-    if variant == "eager":
+    if condition == "eager":
         # The same translator and graph, the stock condition on the roll-ups instead.
         flower_assets.repair_condition = lambda *_: AutomationCondition.eager()
     started = time.perf_counter()
@@ -196,26 +211,39 @@ def seed_postgres() -> dict[str, Any]:
     return {"seed_seconds": time.perf_counter() - started, "seed_events": events}
 
 
-def child(
-    variant: str, repeats: int, template: Path | None, storage: str = SQLITE
-) -> dict[str, Any]:
-    from dagster import AssetMaterialization, DagsterInstance
+def _sqlite_instance(storage: str, home: Path) -> Any:
+    """A Dagster instance on the SQLite files in `home`: Dagster's default storage, or the
+    instance file of make dev (flower-dagster's storage over the same files)."""
+    from dagster import DagsterInstance
+
+    from flower_dagster.settings import REPO_ROOT
+    from flower_dagster.storage import write_instance_yaml
+
+    if storage not in SQLITE_STORAGES:
+        raise ValueError(f"unknown storage {storage!r}; allowed: {', '.join(SQLITE_STORAGES)}")
+    if storage == "dagster-sqlite":
+        return DagsterInstance.local_temp(tempdir=str(home))
+    write_instance_yaml(REPO_ROOT / "dagster_home" / "dagster.yaml", home)
+    return DagsterInstance.from_config(str(home))
+
+
+def child(condition: str, repeats: int, template: Path | None, storage: str) -> dict[str, Any]:
+    from dagster import AssetMaterialization
     from dagster import evaluate_automation_conditions as evaluate
 
-    defs, _, info = _flower_graph(variant)
+    defs, _, info = _flower_graph(condition)
     day = info["day"].isoformat()
-    if storage == SQLITE and (
-        template is None or template.name.rsplit("-", 3)[-3:] != day.split("-")
-    ):
+    sqlite = storage in SQLITE_STORAGES
+    if sqlite and (template is None or template.name.rsplit("-", 3)[-3:] != day.split("-")):
         raise RuntimeError(f"the seeded instance {template} is not for the updated day {day}")
     runs: list[dict[str, Any]] = []
     for repeat in range(repeats):
         home = Path(_instance_dir()) / "instance"
         try:
-            if storage == SQLITE:
+            if sqlite:
                 assert template is not None
                 shutil.copytree(template, home)
-                instance = DagsterInstance.local_temp(tempdir=str(home))
+                instance = _sqlite_instance(storage, home)
             else:
                 database = f"tick_{storage.replace('-', '_')}_{repeat}"
                 _admin(f"create database {database} template {POSTGRES_SEED_DB}")
@@ -227,7 +255,7 @@ def child(
             report_seconds = 0.0
             # On PostgreSQL the steady tick is left out (it says nothing the SQLite one does
             # not, and the stock storage makes every tick slow): first, then after updates.
-            for tick in TICKS if storage == SQLITE else POSTGRES_TICKS:
+            for tick in TICKS if sqlite else POSTGRES_TICKS:
                 if tick == "after":
                     report_started = time.perf_counter()
                     for key in info["daily"]:
@@ -253,7 +281,7 @@ def child(
         finally:
             shutil.rmtree(home.parent, ignore_errors=True)
     return {
-        "variant": variant,
+        "condition": condition,
         "storage": storage,
         "build_seconds": info["build_seconds"],
         "assets": len(info["ordered"]),
@@ -346,14 +374,17 @@ def run(
                 f"in {seeded['seed_seconds']:.0f}s"
             )
         variants: dict[str, Any] = {}
-        for variant in (variants_by_size or {}).get(models, VARIANTS):
+        for variant in (variants_by_size or {}).get(models, tuple(VARIANTS)):
+            condition, storage = VARIANTS[variant]
             result = run_child(
                 [
                     sys.executable,
                     "-m",
                     "bench.tick",
                     "--child",
-                    variant,
+                    condition,
+                    "--storage",
+                    storage,
                     "--repeats",
                     str(repeats[models]),
                     "--template",
@@ -361,7 +392,9 @@ def run(
                 ],
                 env=project.flower_env(),
             ).json_line()
-            variants[variant] = _summarized(result, f"tick {models} models, {variant}")
+            variants[variant] = _summarized(
+                {**result, "variant": variant}, f"tick {models} models, {variant}"
+            )
         if models in postgres_sizes:
             results.setdefault("postgres", {})[str(models)] = _run_postgres(
                 project, models, postgres_repeats
@@ -393,12 +426,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK_DIR)
     parser.add_argument("--out", type=Path, default=OUT_DIR / "tick.json")
-    parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=CONDITIONS, help=argparse.SUPPRESS)
     parser.add_argument("--template", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--seed-postgres", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
-        "--storage", choices=(SQLITE, *POSTGRES_STORAGES), default=SQLITE, help=argparse.SUPPRESS
+        "--storage",
+        choices=(*SQLITE_STORAGES, *POSTGRES_STORAGES),
+        default="flower-sqlite",
+        help=argparse.SUPPRESS,
     )
     parser.add_argument(
         "--postgres",

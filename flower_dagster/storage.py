@@ -1,38 +1,64 @@
-"""Dagster's PostgreSQL storage, with a small connection pool in every process.
+"""Dagster's storage with connections kept open in every process: SQLite and PostgreSQL.
 
-dagster-postgres opens a new database connection for every query outside the webserver (its
-engines use SQLAlchemy's `NullPool`, so that many short-lived processes do not each hold
-connections). The daemon is not short-lived: one evaluation of the repair rule over a
-1,000-model project runs about 8,000 queries, and with a connection (and a password handshake)
-per query the tick after a day of updates took 76 s on PostgreSQL, 16 s with these classes and
-21 s on a local SQLite file (docs/benchmarks.md). These classes are dagster-postgres's own run,
-event log and schedule storages with one change: their engine keeps connections open and checks
-each one before reuse (`pool_pre_ping`), so a restarted server or a dropped connection costs a
-reconnect, not a failed tick. `deploy/dagster.yaml` names them; the configuration is
-dagster-postgres's (`postgres_db` or `postgres_url`, from the environment) plus three optional
-pool settings:
+Dagster's storages open a new database connection for every query outside the webserver
+(their SQLAlchemy engines use `NullPool`, so that many short-lived processes do not each hold
+connections; the SQLite ones also build a new engine, and so compile every statement again, per
+query). The daemon is not short-lived: one evaluation of the repair rule over a 1,000-model
+project runs about 8,000 queries, and a backfill run writes two events per partition. The
+classes here are Dagster's own storages with one change, an engine that keeps its connections
+(docs/benchmarks.md has the figures):
+
+- `PooledSqliteStorage`, the embedded default (`dagster_home/dagster.yaml`, what `make dev`
+  runs): the files and tables of Dagster's SQLite storage (`runs.db`, one event log file per
+  run plus `index.db`, `schedules.db`, all under `base_dir`), each file's engine kept while the
+  file on disk is the same file. A file replaced under it (a wipe, another process deleting a
+  run) is opened afresh, never written through a connection to the deleted one.
+- `PooledPostgresRunStorage`, `PooledPostgresEventLogStorage`, `PooledPostgresScheduleStorage`,
+  for a deployment (`deploy/dagster.yaml`): dagster-postgres's storages on a small queue pool
+  whose connections are checked before reuse (`pool_pre_ping`), so a restarted server or a
+  dropped connection costs a reconnect, not a failed tick. The configuration is
+  dagster-postgres's (`postgres_db` or `postgres_url`, from the environment) plus three
+  optional pool settings:
 
     pool_size              connections each storage keeps open per process (default 1)
     max_overflow           extra connections under load, closed after use (default 8)
     pool_recycle_seconds   reconnect a connection older than this (default 1800)
 
-Every Dagster process that loads the instance (webserver, daemon, run workers, code servers)
-holds at most `pool_size` idle connections per storage, three storages: size the server's
-`max_connections` for 3 x `pool_size` x processes, plus `max_overflow` for the busiest ones.
-The webserver replaces the engines with its own pooled ones, as with stock dagster-postgres.
+  Every Dagster process that loads the instance (webserver, daemon, run workers, code servers)
+  holds at most `pool_size` idle connections per storage, three storages: size the server's
+  `max_connections` for 3 x `pool_size` x processes, plus `max_overflow` for the busiest ones.
+  The webserver replaces the engines with its own pooled ones, as with stock dagster-postgres.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy
-from dagster import Field, IntSource
+import yaml
+from dagster import Field, IntSource, StringSource
 from dagster._config.config_schema import UserConfigSchema
+from dagster._core.storage.base_storage import DagsterStorage
 from dagster._core.storage.config import pg_config
-from dagster._serdes import ConfigurableClassData
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
+from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from dagster._core.storage.sqlite_storage import (
+    _event_logs_directory,
+    _runs_directory,
+    _schedule_directory,
+)
+from dagster._serdes import ConfigurableClass, ConfigurableClassData
+from dagster._utils import mkdir_p
 from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.run_storage import PostgresRunStorage
 from dagster_postgres.schedule_storage import PostgresScheduleStorage
@@ -41,6 +67,7 @@ from dagster_postgres.utils import (
     get_token_provider_from_config,
     pg_url_from_config,
 )
+from sqlalchemy.pool import NullPool, QueuePool
 
 if TYPE_CHECKING:
     from dagster_postgres.auth import PgTokenProvider
@@ -156,3 +183,255 @@ class PooledPostgresEventLogStorage(_Pooled, PostgresEventLogStorage):
 
 class PooledPostgresScheduleStorage(_Pooled, PostgresScheduleStorage):
     """dagster-postgres's schedule storage on a connection pool."""
+
+
+# --- SQLite: the embedded default -------------------------------------------------------------
+
+# Engines a process keeps per storage: the run history, the schedules, the event log's index and
+# the run files it touched last (a run worker writes one; the webserver reads a few at a time).
+SQLITE_KEPT_FILES = 8
+# Connections an engine keeps idle, and how many more threads may hold one at the same time.
+SQLITE_POOL_SIZE = 1
+SQLITE_MAX_OVERFLOW = 8
+
+
+def _file_identity(path: str) -> tuple[int, int] | None:
+    """The file at `path` (device and inode), or None when there is none."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+class SqliteEngines:
+    """One engine per SQLite file, kept while `path` is still the file it was opened on.
+
+    Before each use the file's device and inode are compared with those of the file the engine
+    was made for: a file deleted and created again (a wipe, a deleted run, another process) gets
+    a new engine, and the old one is closed. The comparison is sound because a kept connection
+    keeps its file's inode in use, so a new file cannot get the same number while one is open.
+    A file that does not exist yet is opened by a throwaway engine (which creates it), as
+    Dagster's own storage does; only the `limit` most recently used files keep an engine.
+    """
+
+    def __init__(
+        self, connect_args: Mapping[str, Any] | None = None, limit: int = SQLITE_KEPT_FILES
+    ):
+        self._connect_args = {**(connect_args or {}), "check_same_thread": False}
+        self._limit = limit
+        self._engines: OrderedDict[str, tuple[tuple[int, int], sqlalchemy.engine.Engine]] = (
+            OrderedDict()
+        )
+        self._lock = threading.Lock()
+        _ALL_ENGINES.add(self)
+
+    @contextmanager
+    def engine(self, conn_string: str) -> Iterator[sqlalchemy.engine.Engine]:
+        path = sqlalchemy.engine.make_url(conn_string).database or ""
+        identity = _file_identity(path)
+        if identity is None:
+            throwaway = sqlalchemy.create_engine(
+                conn_string, poolclass=NullPool, connect_args=self._connect_args
+            )
+            try:
+                yield throwaway
+            finally:
+                throwaway.dispose()
+            return
+        yield self._kept(conn_string, identity)
+
+    def _kept(self, conn_string: str, identity: tuple[int, int]) -> sqlalchemy.engine.Engine:
+        with self._lock:
+            entry = self._engines.get(conn_string)
+            if entry is not None and entry[0] == identity:
+                self._engines.move_to_end(conn_string)
+                return entry[1]
+            if entry is not None:  # the file was replaced: never write through the old one
+                entry[1].dispose()
+            engine = sqlalchemy.create_engine(
+                conn_string,
+                poolclass=QueuePool,
+                pool_size=SQLITE_POOL_SIZE,
+                max_overflow=SQLITE_MAX_OVERFLOW,
+                connect_args=self._connect_args,
+            )
+            self._engines[conn_string] = (identity, engine)
+            self._engines.move_to_end(conn_string)
+            while len(self._engines) > self._limit:
+                _, (_, oldest) = self._engines.popitem(last=False)
+                oldest.dispose()
+            return engine
+
+    @property
+    def kept(self) -> int:
+        """How many files have an engine now."""
+        return len(self._engines)
+
+    def dispose(self) -> None:
+        with self._lock:
+            for _, engine in self._engines.values():
+                engine.dispose()
+            self._engines.clear()
+
+    def _forget_after_fork(self) -> None:
+        """In a forked child: drop the parent's connections without closing them (they are
+        the parent's), so the child opens its own."""
+        self._lock = threading.Lock()
+        for _, engine in self._engines.values():
+            engine.dispose(close=False)
+        self._engines.clear()
+
+
+_ALL_ENGINES: weakref.WeakSet[SqliteEngines] = weakref.WeakSet()
+
+
+def _forget_engines_after_fork() -> None:
+    for engines in list(_ALL_ENGINES):
+        engines._forget_after_fork()
+
+
+os.register_at_fork(after_in_child=_forget_engines_after_fork)
+
+
+class _KeptEngine:
+    """What the run and schedule storages share: Dagster's storage on one file
+    (`_conn_string`), its engine kept."""
+
+    _conn_string: str
+
+    def __init__(self, conn_string: str, inst_data: ConfigurableClassData | None = None):
+        super().__init__(conn_string, inst_data)  # type: ignore[call-arg]
+        self._engines = SqliteEngines()
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: Any) -> Any:
+        return cls.from_local(inst_data=inst_data, **config_value)  # type: ignore[attr-defined]
+
+    @contextmanager
+    def connect(self) -> Iterator[sqlalchemy.engine.Connection]:
+        with (
+            self._engines.engine(self._conn_string) as engine,
+            engine.connect() as conn,
+            conn.begin(),
+        ):
+            yield conn
+
+    def dispose(self) -> None:
+        super().dispose()  # type: ignore[misc]
+        self._engines.dispose()
+
+
+class PooledSqliteRunStorage(_KeptEngine, SqliteRunStorage):
+    """Dagster's SQLite run storage (`runs.db`) on a kept engine."""
+
+
+class PooledSqliteScheduleStorage(_KeptEngine, SqliteScheduleStorage):
+    """Dagster's SQLite schedule storage (`schedules.db`: ticks, cursors) on a kept engine."""
+
+
+class PooledSqliteEventLogStorage(SqliteEventLogStorage):
+    """Dagster's SQLite event log (one file per run, `index.db` for assets) on kept engines."""
+
+    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
+        self._engines = SqliteEngines({"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+        super().__init__(base_dir, inst_data)
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData | None, config_value: Any
+    ) -> PooledSqliteEventLogStorage:
+        return cls(inst_data=inst_data, **config_value)
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator[sqlalchemy.engine.Connection]:
+        # As Dagster's: one connection at a time per storage, each shard's tables made on first
+        # use in this process; only the engine outlives the call.
+        with self._db_lock, self._engines.engine(self.conn_string_for_shard(shard)) as engine:
+            if shard not in self._initialized_dbs:
+                self._initdb(engine)
+                self._initialized_dbs.add(shard)
+            with engine.connect() as conn, conn.begin():
+                yield conn
+
+    def dispose(self) -> None:
+        super().dispose()
+        self._engines.dispose()
+
+
+class PooledSqliteStorage(DagsterStorage, ConfigurableClass):
+    """Dagster's SQLite storage (the files of `storage: sqlite`, under `base_dir`) with its
+    engines kept: name it in dagster.yaml as `storage: custom:` with `base_dir` the instance's
+    folder (`{env: DAGSTER_HOME}`). An instance made with Dagster's default storage in the same
+    folder keeps its runs, events and schedules."""
+
+    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
+        self.base_dir = os.path.abspath(base_dir)
+        mkdir_p(self.base_dir)
+        self._run_storage = PooledSqliteRunStorage.from_local(_runs_directory(self.base_dir))
+        self._event_log_storage = PooledSqliteEventLogStorage(_event_logs_directory(self.base_dir))
+        self._schedule_storage = PooledSqliteScheduleStorage.from_local(
+            _schedule_directory(self.base_dir)
+        )
+        self._inst_data = inst_data
+        super().__init__()
+
+    @property
+    def inst_data(self) -> ConfigurableClassData | None:
+        return self._inst_data
+
+    @classmethod
+    def config_type(cls) -> UserConfigSchema:
+        return {"base_dir": StringSource}
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData | None, config_value: Any
+    ) -> PooledSqliteStorage:
+        return cls(config_value["base_dir"], inst_data=inst_data)
+
+    def register_instance(self, instance: Any) -> None:
+        super().register_instance(instance)
+        for storage in (self._run_storage, self._event_log_storage, self._schedule_storage):
+            if not storage.has_instance:
+                storage.register_instance(instance)
+
+    @property
+    def event_log_storage(self) -> PooledSqliteEventLogStorage:
+        return self._event_log_storage
+
+    @property
+    def run_storage(self) -> PooledSqliteRunStorage:
+        return self._run_storage
+
+    @property
+    def schedule_storage(self) -> PooledSqliteScheduleStorage:
+        return self._schedule_storage
+
+    def dispose(self) -> None:
+        self._event_log_storage.dispose()
+        self._run_storage.dispose()
+        self._schedule_storage.dispose()
+
+
+def write_instance_yaml(template: Path, home: Path) -> Path:
+    """`template` as the dagster.yaml of the instance folder `home`, returned.
+
+    `dagster_home/dagster.yaml` reads its storage folder from DAGSTER_HOME, which `make dev`
+    and every process Dagster starts have set. A copy for another folder (a test's instance,
+    the demo's) gets that folder written in instead, so a process that opens it without
+    DAGSTER_HOME set, or set to another folder, reads and writes the same files. Any other
+    file is copied as it is."""
+    home.mkdir(parents=True, exist_ok=True)
+    target = home / "dagster.yaml"
+    config = yaml.safe_load(template.read_text()) or {}
+    custom = (config.get("storage") or {}).get("custom") or {}
+    storage_config = custom.get("config") or {}
+    if custom.get("class") == PooledSqliteStorage.__name__ and storage_config.get("base_dir") == {
+        "env": "DAGSTER_HOME"
+    }:
+        storage_config["base_dir"] = str(home)
+        target.write_text(yaml.safe_dump(config, sort_keys=False))
+    else:
+        target.write_text(template.read_text())
+    return target

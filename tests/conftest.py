@@ -29,6 +29,7 @@ from flower_dagster.dbt.project import FlowerDbtProject
 from flower_dagster.defs.dbt import dbt_definitions
 from flower_dagster.demo.data import load_demo_data
 from flower_dagster.settings import DEMO_DBT_PROJECT_DIR, REPO_ROOT, Settings, load_settings
+from flower_dagster.storage import write_instance_yaml
 
 INSTANCE_TEMPLATE = REPO_ROOT / "dagster_home" / "dagster.yaml"
 PROJECT_COPY_IGNORE = shutil.ignore_patterns("target", "state", "logs", "dbt_packages")
@@ -41,8 +42,7 @@ def copy_demo_project(destination: Path) -> Path:
 
 def make_instance(home: Path) -> DagsterInstance:
     """A real Dagster instance in `home`, configured like the project's own (pools and all)."""
-    home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(INSTANCE_TEMPLATE, home / "dagster.yaml")
+    write_instance_yaml(INSTANCE_TEMPLATE, home)
     return DagsterInstance.from_config(str(home))
 
 

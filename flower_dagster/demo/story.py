@@ -61,6 +61,7 @@ from flower_dagster.environment import environment
 from flower_dagster.errors import FlowerError
 from flower_dagster.inputs import input_problems
 from flower_dagster.settings import DEMO_DBT_PROJECT_DIR, REPO_ROOT, load_settings
+from flower_dagster.storage import write_instance_yaml
 
 BROKEN_DAY = date(2024, 1, 10)
 MONTH = (date(2024, 1, 1), date(2024, 1, 31))
@@ -220,8 +221,7 @@ def prepare_demo(
     duckdb_path.unlink(missing_ok=True)
 
     shutil.copytree(DEMO_DBT_PROJECT_DIR, project_dir, ignore=PROJECT_COPY_IGNORE)
-    dagster_home.mkdir()
-    shutil.copy(instance_yaml, dagster_home / "dagster.yaml")
+    write_instance_yaml(instance_yaml, dagster_home)
     workspace = root / "workspace.yaml"
     location = {
         "module_name": "flower_dagster.definitions",
