@@ -72,8 +72,12 @@ def repair_condition(partitioned_parents: AssetSelection | None = None) -> Autom
         | failed.with_label("latest run failed")
         | in_progress.with_label("in progress")
     ).with_label("an upstream partition is missing, failed or in progress")
+    # "Not failed, or an upstream partition just updated", written as "not (failed and no
+    # upstream update)": Dagster evaluates an `|`'s every part on every candidate, but an `&`'s
+    # second part only where its first holds, so the updates of the parents are looked up for
+    # the few failed partitions instead of every candidate.
     own_failure_waits = (
-        ~failed | AutomationCondition.any_deps_match(newly_updated).allow(allowed)
+        ~(failed & ~AutomationCondition.any_deps_match(newly_updated).allow(allowed))
     ).with_label("not failed, or failed and an upstream partition was just updated")
     # A tick reads new materializations up to the moment it starts, but sees runs finish live:
     # a run that ends during a tick would look neither in progress nor done. Until a request
