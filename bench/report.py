@@ -533,7 +533,7 @@ def _tick(results: Result) -> str:
             "flower-dagster's (`flower_dagster/storage.py`, named by `dagster_home/dagster.yaml`, "
             "the instance of `make dev`), which keeps each file's connection open in the "
             "process. Stock is `eager()` on Dagster's storage; flower-dagster as it ships is "
-            "the repair rule on its own.",
+            "the repair rule on flower-dagster's storage.",
             table(
                 [
                     "models",
@@ -556,10 +556,12 @@ def _tick(results: Result) -> str:
             "every roll-up, and for each pair of a roll-up and an updated parent Dagster "
             "fetches the parent's per-partition materialization times from the event log (two "
             "queries per pair, not shared between the roll-ups that read the same parent; about "
-            "a third of the tick); bringing each updated asset's partition status up to date "
+            "a fifth of the rule's tick on flower-dagster's storage); bringing each updated "
+            "asset's partition status up to date "
             "(once per asset, the same for `eager()`); and the cursor, serialized and read back "
             "every tick, whose size grows with the number of condition nodes per roll-up (about "
-            "9 MB at 1,000 models, after the rule was made smaller; see below). On Dagster's "
+            "9 MB at 1,000 models, after the rule was made smaller, see below; written and read "
+            "back, about a fifth of the tick too). On Dagster's "
             "SQLite storage as it ships, about half of the tick is opening connections and "
             "compiling statements, a few thousand times; dagster-postgres outside the "
             "webserver opens a connection per query too (below). The tick grows with the "
@@ -645,17 +647,21 @@ def _backfill(results: Result) -> str:
             "overwrites the year. flower-dagster runs "
             "`dagster asset materialize --select <model> --partition-range FIRST...LAST` "
             "(a fresh process that loads the code location, like a run worker; its instance "
-            "on tmpfs) and records one materialization per partition. After every contender "
+            "`make dev`'s, `dagster_home/dagster.yaml`, on tmpfs) and records one "
+            "materialization per partition. After every contender "
             "the year's rows are checked against a direct query of the raw table.",
             table(["contender", "median", "vs floor", "runs (s)"], rows, "lrrl"),
             f"flower-dagster vs `dbt build` over the same window: "
             f"{times(b['ratios']['flower_vs_floor_build'])}. flower-dagster's time is the "
-            "floor plus a cost per run that does not grow with the data (cProfile of one run, "
-            "about 8 s here): starting Python and importing Dagster and dagster-dbt (~2.5 s), "
-            "loading the code location (~1.5 s at 200 models), and writing two events per "
-            "partition to the instance's SQLite event log, the planned materialization and the "
-            "materialization (~730 events, ~3 s), which Dagster needs to show and track each "
-            "day. dbt assets run with the in-process executor, so no second process loads the "
+            "floor plus a cost per run that does not grow with the data, "
+            f"{seconds(c['flower']['median'] - floor)} here (cProfile of one run): starting "
+            "Python and importing Dagster and dagster-dbt, which imports much of dbt-core "
+            "(~2.5 s); loading the code location (~1 s at 200 models); and writing two events "
+            "per partition to the instance's event log, the planned materialization and the "
+            "materialization (~730 events), which Dagster needs to show and track each day. "
+            "make dev's storage writes them about 3 s faster than Dagster's own SQLite storage, "
+            "which opens a connection and builds an engine per query (optimisation (8) below). "
+            "dbt assets run with the in-process executor, so no second process loads the "
             "code location before dbt starts (it did with Dagster's default multiprocess "
             "executor: 3.3 s more, see below). With more rows a day the ratio falls, since the "
             "floor grows and the overhead does not; one dbt process per day pays dbt's start-up "
@@ -785,14 +791,14 @@ def draw_figures(results: Result, images_dir: Path) -> list[Path]:
     return written
 
 
-def _bar_labels(ax: Any, bars: Any, fmt: str = "{:.1f} s") -> None:
+def _bar_labels(ax: Any, bars: Any, fmt: str = "{:.1f} s", fontsize: int = 8) -> None:
     for bar in bars:
         ax.annotate(
             fmt.format(bar.get_height()),
             (bar.get_x() + bar.get_width() / 2, bar.get_height()),
             ha="center",
             va="bottom",
-            fontsize=8,
+            fontsize=fontsize,
             xytext=(0, 2),
             textcoords="offset points",
         )
@@ -847,15 +853,15 @@ def _draw_tick(plt: Any, tick: Result) -> Any:
             offset = (index - (len(drawn) - 1) / 2) * width
             values = [variants[variant]["ticks"][t]["median"] for t in ticks]
             label = f"{condition.replace('`', '')}, {storage.split(' (')[0]} storage"
-            _bar_labels(
-                ax, ax.bar([i + offset for i in range(3)], values, width, color=color, label=label)
-            )
+            bars = ax.bar([i + offset for i in range(3)], values, width, color=color, label=label)
+            _bar_labels(ax, bars, "{:.1f}" if len(drawn) > 2 else "{:.1f} s", 7)
         ax.set_xticks(range(3), ["first tick", "steady tick", "after a day\nof updates"])
         ax.set_title(f"{int(size):,} models")
         ax.set_ylabel("seconds (median, wall)")
         ax.margins(y=0.12)
         ax.spines[["top", "right"]].set_visible(False)
-    axes[0][0].legend(loc="upper left", fontsize=8, frameon=False)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
     for ax, (size, entry) in zip(axes[0][len(sizes) :], postgres.items(), strict=True):
         bars = [
             ("dagster-postgres\n(a connection\nper query)", "dagster-postgres", STOCK),
@@ -881,7 +887,7 @@ def _draw_tick(plt: Any, tick: Result) -> Any:
         ax.margins(y=0.12)
         ax.spines[["top", "right"]].set_visible(False)
     fig.suptitle("One evaluation of every automation condition (3 years of daily partitions)")
-    fig.subplots_adjust(top=0.8)
+    fig.subplots_adjust(top=0.8, bottom=0.3)
     return fig
 
 
