@@ -47,12 +47,9 @@ from bench.common import (
     write_json,
 )
 from bench.generate_project import Kind, ModelSpec, expected_rows_sql, plan_project, raw_events_sql
-from flower_dagster.settings import REPO_ROOT
-from flower_dagster.storage import write_instance_yaml
+from flower_dagster.storage import DEV_INSTANCE_FILE, write_instance_yaml
 
 DAYS = 365
-# The instance flower-dagster runs on by default (make dev's): its storage and its run pools.
-DEV_INSTANCE = REPO_ROOT / "dagster_home" / "dagster.yaml"
 ROWS_PER_DAY = 17_280  # divides 86,400 (one event every 5 s): exactly this many a day
 PER_DAY_RUNS = 8
 WINDOW_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -126,7 +123,7 @@ def run(models: int, repeats: int, work: Path) -> dict[str, Any]:
     timings: dict[str, list[float]] = {"flower": [], "floor_run": [], "floor_build": []}
     for i in range(repeats):  # side by side: each contender once per repeat
         home = Path(tempfile.mkdtemp(prefix="flower-backfill-", dir=_tmpfs()))
-        write_instance_yaml(DEV_INSTANCE, home)
+        write_instance_yaml(DEV_INSTANCE_FILE, home)
         try:
             spoil(db, spec, first, end)
             result = run_child(

@@ -216,14 +216,13 @@ def _sqlite_instance(storage: str, home: Path) -> Any:
     instance file of make dev (flower-dagster's storage over the same files)."""
     from dagster import DagsterInstance
 
-    from flower_dagster.settings import REPO_ROOT
-    from flower_dagster.storage import write_instance_yaml
+    from flower_dagster.storage import DEV_INSTANCE_FILE, write_instance_yaml
 
     if storage not in SQLITE_STORAGES:
         raise ValueError(f"unknown storage {storage!r}; allowed: {', '.join(SQLITE_STORAGES)}")
     if storage == "dagster-sqlite":
         return DagsterInstance.local_temp(tempdir=str(home))
-    write_instance_yaml(REPO_ROOT / "dagster_home" / "dagster.yaml", home)
+    write_instance_yaml(DEV_INSTANCE_FILE, home)
     return DagsterInstance.from_config(str(home))
 
 

@@ -69,6 +69,8 @@ from dagster_postgres.utils import (
 )
 from sqlalchemy.pool import NullPool, QueuePool
 
+from flower_dagster.settings import REPO_ROOT
+
 if TYPE_CHECKING:
     from dagster_postgres.auth import PgTokenProvider
 
@@ -412,6 +414,10 @@ class PooledSqliteStorage(DagsterStorage, ConfigurableClass):
         self._event_log_storage.dispose()
         self._run_storage.dispose()
         self._schedule_storage.dispose()
+
+
+# make dev's instance file: the embedded default's storage and run pools.
+DEV_INSTANCE_FILE = REPO_ROOT / "dagster_home" / "dagster.yaml"
 
 
 def write_instance_yaml(template: Path, home: Path) -> Path:

@@ -28,10 +28,10 @@ from dagster import (
 from flower_dagster.dbt.project import FlowerDbtProject
 from flower_dagster.defs.dbt import dbt_definitions
 from flower_dagster.demo.data import load_demo_data
-from flower_dagster.settings import DEMO_DBT_PROJECT_DIR, REPO_ROOT, Settings, load_settings
-from flower_dagster.storage import write_instance_yaml
+from flower_dagster.settings import DEMO_DBT_PROJECT_DIR, Settings, load_settings
+from flower_dagster.storage import DEV_INSTANCE_FILE, write_instance_yaml
 
-INSTANCE_TEMPLATE = REPO_ROOT / "dagster_home" / "dagster.yaml"
+INSTANCE_TEMPLATE = DEV_INSTANCE_FILE
 PROJECT_COPY_IGNORE = shutil.ignore_patterns("target", "state", "logs", "dbt_packages")
 
 

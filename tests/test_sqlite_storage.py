@@ -24,8 +24,8 @@ from dagster import (
     materialize,
 )
 
-from flower_dagster.settings import REPO_ROOT
 from flower_dagster.storage import (
+    DEV_INSTANCE_FILE,
     PooledSqliteEventLogStorage,
     PooledSqliteRunStorage,
     PooledSqliteScheduleStorage,
@@ -33,7 +33,6 @@ from flower_dagster.storage import (
     write_instance_yaml,
 )
 
-DEV_INSTANCE = REPO_ROOT / "dagster_home" / "dagster.yaml"
 DAYS = ["2024-01-01", "2024-01-02", "2024-01-03"]
 
 
@@ -43,7 +42,7 @@ def orders() -> int:
 
 
 def pooled(home: Path) -> DagsterInstance:
-    write_instance_yaml(DEV_INSTANCE, home)
+    write_instance_yaml(DEV_INSTANCE_FILE, home)
     return DagsterInstance.from_config(str(home))
 
 
@@ -70,7 +69,7 @@ def sqlite_connections() -> Iterator[list[str]]:
 
 
 def test_the_dev_instance_uses_the_pooled_storage_with_dagsters_files(tmp_path):
-    config = yaml.safe_load(DEV_INSTANCE.read_text())
+    config = yaml.safe_load(DEV_INSTANCE_FILE.read_text())
     assert config["storage"]["custom"] == {
         "module": "flower_dagster.storage",
         "class": "PooledSqliteStorage",

@@ -61,7 +61,7 @@ from flower_dagster.environment import environment
 from flower_dagster.errors import FlowerError
 from flower_dagster.inputs import input_problems
 from flower_dagster.settings import DEMO_DBT_PROJECT_DIR, REPO_ROOT, load_settings
-from flower_dagster.storage import write_instance_yaml
+from flower_dagster.storage import DEV_INSTANCE_FILE, write_instance_yaml
 
 BROKEN_DAY = date(2024, 1, 10)
 MONTH = (date(2024, 1, 1), date(2024, 1, 31))
@@ -78,7 +78,7 @@ BY_HAND = "by hand"  # a run the story started, as `dagster asset materialize` d
 LOAD = "load"  # started before the repair
 REPAIR = "repair"  # started from the repair on
 
-INSTANCE_TEMPLATE = REPO_ROOT / "dagster_home" / "dagster.yaml"
+INSTANCE_TEMPLATE = DEV_INSTANCE_FILE
 PROJECT_COPY_IGNORE = shutil.ignore_patterns("target", "state", "logs", "dbt_packages")
 STORY_TAG = "flower/demo"  # on the runs by hand: their title
 ASSETS_TAG = "flower/demo-assets"  # on the runs by hand: what they build (no asset selection)
