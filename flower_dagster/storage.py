@@ -229,8 +229,8 @@ class SqliteEngines:
         _ALL_ENGINES.add(self)
 
     @contextmanager
-    def engine(self, conn_string: str) -> Iterator[sqlalchemy.engine.Engine]:
-        path = sqlalchemy.engine.make_url(conn_string).database or ""
+    def engine(self, conn_string: str, path: str) -> Iterator[sqlalchemy.engine.Engine]:
+        """The engine of `conn_string`, the SQLite file at `path`."""
         identity = _file_identity(path)
         if identity is None:
             throwaway = sqlalchemy.create_engine(
@@ -305,6 +305,7 @@ class _KeptEngine:
     def __init__(self, conn_string: str, inst_data: ConfigurableClassData | None = None):
         super().__init__(conn_string, inst_data)  # type: ignore[call-arg]
         self._engines = SqliteEngines()
+        self._path = sqlalchemy.engine.make_url(conn_string).database or ""
 
     @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: Any) -> Any:
@@ -313,7 +314,7 @@ class _KeptEngine:
     @contextmanager
     def connect(self) -> Iterator[sqlalchemy.engine.Connection]:
         with (
-            self._engines.engine(self._conn_string) as engine,
+            self._engines.engine(self._conn_string, self._path) as engine,
             engine.connect() as conn,
             conn.begin(),
         ):
@@ -349,7 +350,12 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def _connect(self, shard: str) -> Iterator[sqlalchemy.engine.Connection]:
         # As Dagster's: one connection at a time per storage, each shard's tables made on first
         # use in this process; only the engine outlives the call.
-        with self._db_lock, self._engines.engine(self.conn_string_for_shard(shard)) as engine:
+        with (
+            self._db_lock,
+            self._engines.engine(
+                self.conn_string_for_shard(shard), self.path_for_shard(shard)
+            ) as engine,
+        ):
             if shard not in self._initialized_dbs:
                 self._initdb(engine)
                 self._initialized_dbs.add(shard)
