@@ -218,8 +218,6 @@ def _sqlite_instance(storage: str, home: Path) -> Any:
 
     from flower_dagster.storage import DEV_INSTANCE_FILE, write_instance_yaml
 
-    if storage not in SQLITE_STORAGES:
-        raise ValueError(f"unknown storage {storage!r}; allowed: {', '.join(SQLITE_STORAGES)}")
     if storage == "dagster-sqlite":
         return DagsterInstance.local_temp(tempdir=str(home))
     write_instance_yaml(DEV_INSTANCE_FILE, home)

@@ -31,7 +31,6 @@ from flower_dagster.demo.data import load_demo_data
 from flower_dagster.settings import DEMO_DBT_PROJECT_DIR, Settings, load_settings
 from flower_dagster.storage import DEV_INSTANCE_FILE, write_instance_yaml
 
-INSTANCE_TEMPLATE = DEV_INSTANCE_FILE
 PROJECT_COPY_IGNORE = shutil.ignore_patterns("target", "state", "logs", "dbt_packages")
 
 
@@ -42,7 +41,7 @@ def copy_demo_project(destination: Path) -> Path:
 
 def make_instance(home: Path) -> DagsterInstance:
     """A real Dagster instance in `home`, configured like the project's own (pools and all)."""
-    write_instance_yaml(INSTANCE_TEMPLATE, home)
+    write_instance_yaml(DEV_INSTANCE_FILE, home)
     return DagsterInstance.from_config(str(home))
 
 

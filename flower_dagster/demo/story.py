@@ -78,7 +78,6 @@ BY_HAND = "by hand"  # a run the story started, as `dagster asset materialize` d
 LOAD = "load"  # started before the repair
 REPAIR = "repair"  # started from the repair on
 
-INSTANCE_TEMPLATE = DEV_INSTANCE_FILE
 PROJECT_COPY_IGNORE = shutil.ignore_patterns("target", "state", "logs", "dbt_packages")
 STORY_TAG = "flower/demo"  # on the runs by hand: their title
 ASSETS_TAG = "flower/demo-assets"  # on the runs by hand: what they build (no asset selection)
@@ -204,7 +203,7 @@ class DemoSetup:
 def prepare_demo(
     root: Path,
     interval_seconds: int,
-    instance_yaml: Path = INSTANCE_TEMPLATE,
+    instance_yaml: Path = DEV_INSTANCE_FILE,
     instance_env: Mapping[str, str] | None = None,
 ) -> DemoSetup:
     """The dbt project copy (parsed), the warehouse with the broken day, DAGSTER_HOME, workspace.
