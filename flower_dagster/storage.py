@@ -69,6 +69,7 @@ from dagster_postgres.utils import (
 )
 from sqlalchemy.pool import NullPool, QueuePool
 
+from flower_dagster.collector import tune_collector
 from flower_dagster.settings import REPO_ROOT
 
 if TYPE_CHECKING:
@@ -148,6 +149,7 @@ class _Pooled:
         token_provider: PgTokenProvider | None = None,
         pool: PoolSettings = PoolSettings(),
     ):
+        tune_collector()
         # dagster-postgres's storage (the next class in the MRO) creates its tables with a
         # NullPool engine, which holds no connection afterwards.
         super().__init__(postgres_url, should_autocreate_tables, inst_data, token_provider)  # type: ignore[call-arg]
@@ -374,6 +376,7 @@ class PooledSqliteStorage(DagsterStorage, ConfigurableClass):
     folder keeps its runs, events and schedules."""
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
+        tune_collector()
         self.base_dir = os.path.abspath(base_dir)
         mkdir_p(self.base_dir)
         self._run_storage = PooledSqliteRunStorage.from_local(_runs_directory(self.base_dir))

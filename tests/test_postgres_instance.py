@@ -18,6 +18,7 @@ from dagster import DagsterInstance
 from dagster._core.scheduler.instigation import InstigatorTick, InstigatorType, TickStatus
 
 from flower_dagster.automation import SENSOR_NAME
+from flower_dagster.collector import DEFAULT_THRESHOLDS
 from flower_dagster.demo.story import (
     DemoSetup,
     prepare_demo,
@@ -35,6 +36,7 @@ from tests.postgres_server import (
     postgres_server,
     with_stock_storage,
 )
+from tests.test_collector import load_instances
 
 pytestmark = pytest.mark.slow
 
@@ -149,6 +151,12 @@ def test_a_run_worker_rebuilds_the_pooled_storage_from_the_instance_ref(instance
         assert len(rebuilt.get_runs()) == len(instance.get_runs())
     finally:
         rebuilt.dispose()
+
+
+def test_the_production_instance_tunes_the_collector_of_each_process(instance, server):
+    result = load_instances(Path(instance.root_directory), "-", env=server.env)
+    assert result["before"] != DEFAULT_THRESHOLDS
+    assert result["-"] == DEFAULT_THRESHOLDS
 
 
 def test_a_repair_reruns_its_week_and_month_on_postgres(own_warehouse, instance, server):
