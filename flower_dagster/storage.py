@@ -36,9 +36,10 @@ import os
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,11 +47,17 @@ import sqlalchemy
 import yaml
 from dagster import Field, IntSource, StringSource
 from dagster._config.config_schema import UserConfigSchema
+from dagster._core.assets import AssetDetails
+from dagster._core.definitions.events import AssetKey
+from dagster._core.event_api import AssetEventType
 from dagster._core.storage.base_storage import DagsterStorage
 from dagster._core.storage.config import pg_config
+from dagster._core.storage.event_log.base import AssetEventSummaryRecord
+from dagster._core.storage.event_log.schema import AssetKeyTable, SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
+from dagster._core.storage.sqlalchemy_compat import db_select
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._core.storage.sqlite_storage import (
     _event_logs_directory,
@@ -58,6 +65,7 @@ from dagster._core.storage.sqlite_storage import (
     _schedule_directory,
 )
 from dagster._serdes import ConfigurableClass, ConfigurableClassData
+from dagster._time import utc_datetime_from_naive
 from dagster._utils import mkdir_p
 from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.run_storage import PostgresRunStorage
@@ -67,6 +75,7 @@ from dagster_postgres.utils import (
     get_token_provider_from_config,
     pg_url_from_config,
 )
+from dagster_shared.serdes import deserialize_value
 from sqlalchemy.pool import NullPool, QueuePool
 
 from flower_dagster.collector import tune_collector
@@ -177,11 +186,103 @@ class _Pooled:
         self._engine.dispose()
 
 
+# Two event-log queries Dagster builds afresh on every call, written once with bound parameters.
+# The automation tick asks for them thousands of times (the since-trigger's per-partition times:
+# one summary-records call per roll-up and parent, each first reading the asset's wipe time),
+# and building the SQLAlchemy statement, its cache key and a second connection cost ~4x the
+# queries themselves (docs/benchmarks.md, optimisation (11)).
+_DETAILS_BY_KEYS = db_select([AssetKeyTable.c.asset_key, AssetKeyTable.c.asset_details]).where(
+    AssetKeyTable.c.asset_key.in_(sqlalchemy.bindparam("asset_keys", expanding=True))
+)
+_EVENTS = SqlEventLogStorageTable.c
+_BY_IDS = (
+    db_select([_EVENTS.id, _EVENTS.run_id, _EVENTS.asset_key, _EVENTS.partition, _EVENTS.timestamp])
+    .where(_EVENTS.dagster_event_type == sqlalchemy.bindparam("event_type"))
+    .where(_EVENTS.asset_key == sqlalchemy.bindparam("asset_key"))
+    .where(_EVENTS.id.in_(sqlalchemy.bindparam("storage_ids", expanding=True)))
+)
+_AFTER_WIPE = _EVENTS.timestamp > sqlalchemy.bindparam("wiped_at", type_=sqlalchemy.DateTime)
+# By (the asset was wiped, ascending): the four statements Dagster's method can build here.
+_SUMMARIES_BY_IDS = {
+    (wiped, ascending): (_BY_IDS.where(_AFTER_WIPE) if wiped else _BY_IDS).order_by(
+        _EVENTS.id.asc() if ascending else _EVENTS.id.desc()
+    )
+    for wiped in (False, True)
+    for ascending in (False, True)
+}
+
+
+class _PreparedAssetQueries:
+    """Dagster's `_get_assets_details` and, for one asset's events by storage id (the shape the
+    automation tick uses, `limit` the number of ids; every other shape is Dagster's own),
+    `get_asset_event_summary_records`: the same SQL and the same results, from statements built
+    once."""
+
+    def _get_assets_details(self, asset_keys: Sequence[AssetKey]) -> Sequence[AssetDetails | None]:
+        strings = [key.to_string() for key in asset_keys]
+        with self.index_connection() as conn:  # type: ignore[attr-defined]
+            rows = conn.execute(_DETAILS_BY_KEYS, {"asset_keys": strings}).fetchall()
+        found = {key: deserialize_value(raw, AssetDetails) if raw else None for key, raw in rows}
+        return [found.get(key) for key in strings]
+
+    def get_asset_event_summary_records(
+        self,
+        event_type: AssetEventType,
+        asset_key: AssetKey | None = None,
+        run_id: str | None = None,
+        storage_ids: Sequence[int] | None = None,
+        after_storage_id: int | None = None,
+        before_storage_id: int | None = None,
+        limit: int | None = None,
+        ascending: bool = False,
+    ) -> Sequence[AssetEventSummaryRecord]:
+        # A limit of at least as many rows as ids asked for (Dagster's own call) limits nothing.
+        limited = bool(limit) and storage_ids is not None and (limit or 0) < len(storage_ids)
+        other_shape = (run_id, after_storage_id, before_storage_id) != (None, None, None)
+        if asset_key is None or storage_ids is None or other_shape or limited:
+            return super().get_asset_event_summary_records(  # type: ignore[misc]
+                event_type,
+                asset_key,
+                run_id,
+                storage_ids,
+                after_storage_id,
+                before_storage_id,
+                limit,
+                ascending,
+            )
+        key = asset_key.to_string()
+        params: dict[str, Any] = {
+            "event_type": event_type.value,
+            "asset_key": key,
+            "storage_ids": list(storage_ids),
+        }
+        with self.index_connection() as conn:  # type: ignore[attr-defined]
+            found = conn.execute(_DETAILS_BY_KEYS, {"asset_keys": [key]}).first()
+            details = deserialize_value(found[1], AssetDetails) if found and found[1] else None
+            wiped = bool(details and details.last_wipe_timestamp)
+            if wiped:
+                params["wiped_at"] = datetime.fromtimestamp(
+                    details.last_wipe_timestamp,
+                    UTC,  # type: ignore[union-attr]
+                ).replace(tzinfo=None)
+            rows = conn.execute(_SUMMARIES_BY_IDS[(wiped, ascending)], params).fetchall()
+        return [
+            AssetEventSummaryRecord(
+                storage_id=storage_id,
+                run_id=row_run_id,
+                asset_key=asset_key,
+                partition=partition,
+                timestamp=utc_datetime_from_naive(timestamp).timestamp(),
+            )
+            for storage_id, row_run_id, _, partition, timestamp in rows
+        ]
+
+
 class PooledPostgresRunStorage(_Pooled, PostgresRunStorage):
     """dagster-postgres's run storage on a connection pool."""
 
 
-class PooledPostgresEventLogStorage(_Pooled, PostgresEventLogStorage):
+class PooledPostgresEventLogStorage(_Pooled, _PreparedAssetQueries, PostgresEventLogStorage):
     """dagster-postgres's event log storage on a connection pool."""
 
 
@@ -335,7 +436,7 @@ class PooledSqliteScheduleStorage(_KeptEngine, SqliteScheduleStorage):
     """Dagster's SQLite schedule storage (`schedules.db`: ticks, cursors) on a kept engine."""
 
 
-class PooledSqliteEventLogStorage(SqliteEventLogStorage):
+class PooledSqliteEventLogStorage(_PreparedAssetQueries, SqliteEventLogStorage):
     """Dagster's SQLite event log (one file per run, `index.db` for assets) on kept engines."""
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):

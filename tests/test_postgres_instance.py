@@ -159,6 +159,40 @@ def test_the_production_instance_tunes_the_collector_of_each_process(instance, s
     assert result["-"] == DEFAULT_THRESHOLDS
 
 
+def test_the_prepared_asset_queries_answer_as_dagster_postgres_own_after_a_wipe(instance):
+    from dagster import AssetKey, AssetMaterialization
+    from dagster._core.events import DagsterEventType
+    from dagster_postgres.event_log import PostgresEventLogStorage
+
+    materialized = DagsterEventType.ASSET_MATERIALIZATION
+    storage = instance.event_log_storage
+    key = AssetKey("prepared_queries_probe")
+
+    def stock(**kwargs) -> list:
+        return list(
+            PostgresEventLogStorage.get_asset_event_summary_records(
+                storage, materialized, asset_key=key, **kwargs
+            )
+        )
+
+    for day in ("2024-01-01", "2024-01-02"):
+        instance.report_runless_asset_event(AssetMaterialization(key, partition=day))
+    before_wipe = [r.storage_id for r in stock()]
+    instance.wipe_assets([key])
+    instance.report_runless_asset_event(AssetMaterialization(key, partition="2024-01-03"))
+    ids = sorted({*before_wipe, *(r.storage_id for r in stock())})
+    assert len(ids) == 3
+    for ascending in (False, True):
+        shape = {"storage_ids": ids, "ascending": ascending, "limit": len(ids)}
+        prepared = storage.get_asset_event_summary_records(materialized, asset_key=key, **shape)
+        assert prepared == stock(**shape)
+        assert [r.partition for r in prepared] == ["2024-01-03"]  # the wipe hides the first two
+    keys = [key, AssetKey("never_seen")]
+    assert storage._get_assets_details(keys) == PostgresEventLogStorage._get_assets_details(
+        storage, keys
+    )
+
+
 def test_a_repair_reruns_its_week_and_month_on_postgres(own_warehouse, instance, server):
     automation = Automation(own_warehouse.defs, instance)
     assert automation.tick() == {}

@@ -246,3 +246,68 @@ def test_the_storage_folder_is_required(tmp_path):
     )
     with pytest.raises(Exception, match="base_dir"):
         DagsterInstance.from_config(str(home))
+
+
+def test_the_prepared_asset_queries_answer_as_dagsters_own_including_after_a_wipe(tmp_path):
+    from dagster._core.events import DagsterEventType
+    from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+    materialized = DagsterEventType.ASSET_MATERIALIZATION
+    instance = pooled(tmp_path / "home")
+    wiped, kept = AssetKey("wiped"), AssetKey("kept")
+    for day in DAYS:
+        for key in (wiped, kept):
+            instance.report_runless_asset_event(AssetMaterialization(key, partition=day))
+    storage = instance.event_log_storage
+    assert isinstance(storage, PooledSqliteEventLogStorage)
+
+    def ids_now() -> list[int]:
+        return [
+            record.storage_id
+            for key in (wiped, kept)
+            for record in SqliteEventLogStorage.get_asset_event_summary_records(
+                storage, materialized, asset_key=key
+            )
+        ]
+
+    before_wipe = ids_now()
+    # The wipe as on PostgreSQL (Dagster's SQL storages): the asset's wipe time is recorded and
+    # its events stay, filtered by time. (SQLite's own wipe also deletes them from the index.)
+    SqlEventLogStorage.wipe_asset(storage, wiped)
+    instance.report_runless_asset_event(AssetMaterialization(wiped, partition=DAYS[0]))
+    every_id = sorted({*before_wipe, *ids_now(), 10_000})  # and an id no event has
+    assert len(every_id) == 2 * len(DAYS) + 2
+    answers = {}
+    for key in (wiped, kept):
+        for ascending in (False, True):
+            for ids in (every_id, [], every_id[:2]):
+                # As the automation tick asks: limit = the number of ids (and without a limit).
+                for limit in (len(ids), None):
+                    shape = {"storage_ids": ids, "ascending": ascending, "limit": limit}
+                    prepared = storage.get_asset_event_summary_records(
+                        materialized, asset_key=key, **shape
+                    )
+                    stock = SqliteEventLogStorage.get_asset_event_summary_records(
+                        storage, materialized, asset_key=key, **shape
+                    )
+                    assert prepared == stock
+                answers[key, ascending, len(ids)] = prepared
+    # The wipe hides the three events before it; the one after it is kept, in either order.
+    assert [r.partition for r in answers[wiped, False, len(every_id)]] == [DAYS[0]]
+    assert [r.partition for r in answers[kept, True, len(every_id)]] == DAYS
+    keys = [wiped, kept, AssetKey("never"), wiped]
+    details = storage._get_assets_details(keys)
+    assert details == SqliteEventLogStorage._get_assets_details(storage, keys)
+    assert details[0] is not None and details[0].last_wipe_timestamp and details[1:3] == [None] * 2
+    # Other shapes are Dagster's own method: a limit below the number of ids cuts rows.
+    for shape in ({"limit": 1}, {"storage_ids": every_id, "limit": 2}):
+        assert storage.get_asset_event_summary_records(
+            materialized, asset_key=kept, **shape
+        ) == SqliteEventLogStorage.get_asset_event_summary_records(
+            storage, materialized, asset_key=kept, **shape
+        )
+    assert (
+        len(storage.get_asset_event_summary_records(materialized, kept, None, every_id, limit=2))
+        == 2
+    )
