@@ -64,6 +64,10 @@ class Plan:
     tick_variants: dict[int, tuple[str, ...]] = field(
         default_factory=lambda: {1000: tuple(tick.VARIANTS), 3000: ("rule",)}
     )
+    # Both conditions on make dev's storage are the closest pair: one more repeat each.
+    tick_variant_repeats: dict[int, dict[str, int]] = field(
+        default_factory=lambda: {1000: {"rule": 2, "eager-flower-sqlite": 2}}
+    )
     # The repair rule on PostgreSQL as deployed, stock and pooled storage (one repeat each).
     tick_postgres_models: tuple[int, ...] = (1000,)
     tick_postgres_repeats: int = 1
@@ -82,8 +86,12 @@ class Plan:
             return ", ".join(f"{n} at {m:,} models" for m, n in repeats.items())
 
         return (
-            f"load {sizes(self.load_repeats)}; tick {sizes(self.tick_repeats)} (at 3,000 "
-            "models the repair rule as it ships only; on PostgreSQL "
+            f"load {sizes(self.load_repeats)}; tick {sizes(self.tick_repeats)}"
+            + "".join(
+                f", {', '.join(f'{n} for {v}' for v, n in more.items())} at {m:,} models"
+                for m, more in self.tick_variant_repeats.items()
+            )
+            + " (at 3,000 models the repair rule as it ships only; on PostgreSQL "
             f"{self.tick_postgres_repeats} at "
             f"{', '.join(f'{m:,}' for m in self.tick_postgres_models) or 'no'} models); "
             "partition run "
@@ -98,6 +106,7 @@ QUICK = Plan(
     load_repeats={200: 1},
     tick_repeats={200: 1},
     tick_variants={200: ("eager", "rule")},
+    tick_variant_repeats={},
     tick_postgres_models=(),
     partition_run_models=200,
     partition_run_repeats=1,
@@ -122,6 +131,7 @@ def run_step(step: str, plan: Plan, work: Path) -> dict[str, Any]:
             plan.tick_variants,
             plan.tick_postgres_models,
             plan.tick_postgres_repeats,
+            plan.tick_variant_repeats,
         )
     if step == "backfill":
         return backfill.run(plan.backfill_models, plan.backfill_repeats, work)
