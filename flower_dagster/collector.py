@@ -4,8 +4,8 @@ An automation tick makes and drops hundreds of thousands of small objects (a con
 condition node and partition subset, the cursor read and written as JSON), while the process
 keeps a large heap for its whole life (the asset graph, the last cursor, imported modules). With
 CPython's default thresholds (700, 10, 10) one tick after a day of updates at 1,000 models runs
-about 1,200 collections, and the full ones walk the whole long-lived heap each time: 2.3-2.9 s
-of an 11 s tick measured here, about a quarter (docs/benchmarks.md, optimisation (10)).
+about 1,200 collections, and the full ones walk the whole long-lived heap each time: 2.4-3.1 s
+of a 10-13 s tick measured here, about a quarter (docs/benchmarks.md, optimisation (10)).
 
 flower-dagster's instance storages (`flower_dagster.storage`, named by make dev's and the
 deployment's dagster.yaml) call `tune_collector()` when a process loads the instance: the
