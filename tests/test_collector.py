@@ -103,3 +103,29 @@ def test_loading_make_devs_instance_tunes_the_process_and_a_bad_value_stops_the_
     assert result["-"] == DEFAULT_THRESHOLDS
     assert result["3000,5,50"] == (3000, 5, 50)
     assert result["7,7"].startswith("SettingsError") and ENV_VAR in result["7,7"]
+
+
+def code_location(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Import the code location (the demo project) in a fresh interpreter, as `dagster dev`'s
+    code server does, and print the collector's thresholds then."""
+    base = {k: v for k, v in os.environ.items() if k != ENV_VAR}
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import gc, json, flower_dagster.definitions; print(json.dumps(gc.get_threshold()))",
+        ],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_the_code_location_tunes_its_process_before_building_and_refuses_a_bad_value():
+    loaded = code_location({})
+    assert loaded.returncode == 0, loaded.stderr
+    assert tuple(json.loads(loaded.stdout.strip().splitlines()[-1])) == DEFAULT_THRESHOLDS
+    refused = code_location({ENV_VAR: "fast"})
+    assert refused.returncode != 0
+    assert f"SettingsError: {ENV_VAR}='fast' is not allowed" in refused.stderr
