@@ -10,9 +10,9 @@ of a 10-13 s tick measured here, about a quarter (docs/benchmarks.md, optimisati
 flower-dagster's instance storages (`flower_dagster.storage`, named by make dev's and the
 deployment's dagster.yaml) call `tune_collector()` when a process loads the instance: the
 daemon, the webserver, run workers, the CLI. The code location (`flower_dagster.definitions`)
-calls it before building the definitions (a code server, a run worker). Young objects are then collected after 10,000 net
-allocations instead of 700 and the old ones walked a tenth as often; nothing is turned off, so
-cyclic garbage is still freed, only in larger batches.
+calls it before building the definitions (a code server, a run worker). Young objects are then
+collected after 10,000 net allocations instead of 700 and the old ones walked a tenth as often;
+nothing is turned off, so cyclic garbage is still freed, only in larger batches.
 
 `FLOWER_GC_THRESHOLDS` chooses, in the environment of those processes:
 
