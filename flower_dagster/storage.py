@@ -259,13 +259,12 @@ class _PreparedAssetQueries:
         with self.index_connection() as conn:  # type: ignore[attr-defined]
             found = conn.execute(_DETAILS_BY_KEYS, {"asset_keys": [key]}).first()
             details = deserialize_value(found[1], AssetDetails) if found and found[1] else None
-            wiped = bool(details and details.last_wipe_timestamp)
-            if wiped:
-                params["wiped_at"] = datetime.fromtimestamp(
-                    details.last_wipe_timestamp,
-                    UTC,  # type: ignore[union-attr]
-                ).replace(tzinfo=None)
-            rows = conn.execute(_SUMMARIES_BY_IDS[(wiped, ascending)], params).fetchall()
+            wiped_at = details.last_wipe_timestamp if details else None
+            if wiped_at:
+                # As Dagster's method compares: a naive UTC datetime.
+                params["wiped_at"] = datetime.fromtimestamp(wiped_at, UTC).replace(tzinfo=None)
+            statement = _SUMMARIES_BY_IDS[(bool(wiped_at), ascending)]
+            rows = conn.execute(statement, params).fetchall()
         return [
             AssetEventSummaryRecord(
                 storage_id=storage_id,
