@@ -394,7 +394,10 @@ def _load(results: Result) -> str:
             "roll-up. flower-dagster translates the project in one dagster-dbt pass and splits "
             "the specs by grain, and splits the unpartitioned models into what partitioned "
             "models read and the rest, so that Dagster has no cycle between multi-assets to "
-            "break when it builds a job (that took 2.3 s at 3,000 models).",
+            "break when it builds a job (that took 2.3 s at 3,000 models). Before building, "
+            "flower-dagster's code location raises Python's garbage-collector thresholds "
+            "(optimisation (12)): the full collections had taken about a quarter of its load at "
+            "3,000 models. The stock module keeps CPython's, as a dagster-dbt user's would.",
         ]
     )
 
