@@ -212,6 +212,13 @@ _SUMMARIES_BY_IDS = {
 }
 
 
+def _details(conn: sqlalchemy.engine.Connection, keys: Sequence[str]) -> list[AssetDetails | None]:
+    """The details (wipe time) of each asset key string, None where there are none."""
+    rows = conn.execute(_DETAILS_BY_KEYS, {"asset_keys": list(keys)}).fetchall()
+    found = {key: deserialize_value(raw, AssetDetails) if raw else None for key, raw in rows}
+    return [found.get(key) for key in keys]
+
+
 class _PreparedAssetQueries:
     """Dagster's `_get_assets_details` and, for one asset's events by storage id (the shape the
     automation tick uses, `limit` the number of ids; every other shape is Dagster's own),
@@ -221,9 +228,7 @@ class _PreparedAssetQueries:
     def _get_assets_details(self, asset_keys: Sequence[AssetKey]) -> Sequence[AssetDetails | None]:
         strings = [key.to_string() for key in asset_keys]
         with self.index_connection() as conn:  # type: ignore[attr-defined]
-            rows = conn.execute(_DETAILS_BY_KEYS, {"asset_keys": strings}).fetchall()
-        found = {key: deserialize_value(raw, AssetDetails) if raw else None for key, raw in rows}
-        return [found.get(key) for key in strings]
+            return _details(conn, strings)
 
     def get_asset_event_summary_records(
         self,
@@ -236,10 +241,10 @@ class _PreparedAssetQueries:
         limit: int | None = None,
         ascending: bool = False,
     ) -> Sequence[AssetEventSummaryRecord]:
-        # A limit of at least as many rows as ids asked for (Dagster's own call) limits nothing.
-        limited = bool(limit) and storage_ids is not None and (limit or 0) < len(storage_ids)
         other_shape = (run_id, after_storage_id, before_storage_id) != (None, None, None)
-        if asset_key is None or storage_ids is None or other_shape or limited:
+        # A limit of at least as many rows as ids asked for (Dagster's own call) limits nothing.
+        cuts_rows = bool(limit and storage_ids is not None and limit < len(storage_ids))
+        if asset_key is None or storage_ids is None or other_shape or cuts_rows:
             return super().get_asset_event_summary_records(  # type: ignore[misc]
                 event_type,
                 asset_key,
@@ -257,8 +262,7 @@ class _PreparedAssetQueries:
             "storage_ids": list(storage_ids),
         }
         with self.index_connection() as conn:  # type: ignore[attr-defined]
-            found = conn.execute(_DETAILS_BY_KEYS, {"asset_keys": [key]}).first()
-            details = deserialize_value(found[1], AssetDetails) if found and found[1] else None
+            (details,) = _details(conn, [key])  # on the same connection as the events
             wiped_at = details.last_wipe_timestamp if details else None
             if wiped_at:
                 # As Dagster's method compares: a naive UTC datetime.
