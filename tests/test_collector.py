@@ -44,17 +44,22 @@ print(json.dumps(out))
 """
 
 
-def load_instances(home: Path, *values: str, env: dict[str, str] | None = None) -> dict:
-    """What each load of the instance in `home` left as thresholds, in a fresh interpreter."""
+def fresh_python(code: str, *args: str, env: dict[str, str] | None = None, timeout: int = 300):
+    """`code` run by a fresh interpreter, FLOWER_GC_THRESHOLDS only as `env` sets it."""
     base = {k: v for k, v in os.environ.items() if k != ENV_VAR}
-    done = subprocess.run(
-        [sys.executable, "-c", LOADER, str(home), *values],
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
         env={**base, **(env or {})},
         capture_output=True,
         text=True,
-        timeout=120,
-        check=True,
+        timeout=timeout,
     )
+
+
+def load_instances(home: Path, *values: str, env: dict[str, str] | None = None) -> dict:
+    """What each load of the instance in `home` left as thresholds, in a fresh interpreter."""
+    done = fresh_python(LOADER, str(home), *values, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     return {k: tuple(v) if isinstance(v, list) else v for k, v in result.items()}
 
@@ -105,27 +110,15 @@ def test_loading_make_devs_instance_tunes_the_process_and_a_bad_value_stops_the_
     assert result["7,7"].startswith("SettingsError") and ENV_VAR in result["7,7"]
 
 
-def code_location(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Import the code location (the demo project) in a fresh interpreter, as `dagster dev`'s
-    code server does, and print the collector's thresholds then."""
-    base = {k: v for k, v in os.environ.items() if k != ENV_VAR}
-    return subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import gc, json, flower_dagster.definitions; print(json.dumps(gc.get_threshold()))",
-        ],
-        env={**base, **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+# Imports the code location (the demo project), as `dagster dev`'s code server does, and prints
+# the collector's thresholds then.
+CODE_LOCATION = "import gc, json, flower_dagster.definitions; print(json.dumps(gc.get_threshold()))"
 
 
 def test_the_code_location_tunes_its_process_before_building_and_refuses_a_bad_value():
-    loaded = code_location({})
+    loaded = fresh_python(CODE_LOCATION)
     assert loaded.returncode == 0, loaded.stderr
     assert tuple(json.loads(loaded.stdout.strip().splitlines()[-1])) == DEFAULT_THRESHOLDS
-    refused = code_location({ENV_VAR: "fast"})
+    refused = fresh_python(CODE_LOCATION, env={ENV_VAR: "fast"})
     assert refused.returncode != 0
     assert f"SettingsError: {ENV_VAR}='fast' is not allowed" in refused.stderr
