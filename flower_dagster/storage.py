@@ -28,6 +28,15 @@ classes here are Dagster's own storages with one change, an engine that keeps it
   holds at most `pool_size` idle connections per storage, three storages: size the server's
   `max_connections` for 3 x `pool_size` x processes, plus `max_overflow` for the busiest ones.
   The webserver replaces the engines with its own pooled ones, as with stock dagster-postgres.
+
+Both also take events in batches. A run of N partitions records 2N events (N planned
+materializations when it starts, N materializations when its dbt step ends), and Dagster
+writes each alone, in its own transactions (on SQLite: one in the run's file and one in
+`index.db`, each a commit), unless `DAGSTER_EVENT_BATCH_SIZE` is a positive number: then it
+hands the storage a step's materializations, and a run's planned events, together. Loading
+either storage sets it to `EVENT_BATCH_SIZE` in its process when it is unset (`0` turns
+batches off); the SQLite storage writes a batch in one transaction per file, dagster-postgres's
+its materializations in one statement.
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ import os
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,7 +58,10 @@ from dagster import Field, IntSource, StringSource
 from dagster._config.config_schema import UserConfigSchema
 from dagster._core.assets import AssetDetails
 from dagster._core.definitions.events import AssetKey
+from dagster._core.errors import DagsterInvariantViolationError
 from dagster._core.event_api import AssetEventType
+from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, EVENT_TYPE_TO_PIPELINE_RUN_STATUS
+from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.base_storage import DagsterStorage
 from dagster._core.storage.config import pg_config
 from dagster._core.storage.event_log.base import AssetEventSummaryRecord
@@ -57,7 +69,7 @@ from dagster._core.storage.event_log.schema import AssetKeyTable, SqlEventLogSto
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
-from dagster._core.storage.sqlalchemy_compat import db_select
+from dagster._core.storage.sqlalchemy_compat import db_result, db_select
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._core.storage.sqlite_storage import (
     _event_logs_directory,
@@ -79,10 +91,32 @@ from dagster_shared.serdes import deserialize_value
 from sqlalchemy.pool import NullPool, QueuePool
 
 from flower_dagster.collector import tune_collector
+from flower_dagster.errors import SettingsError
 from flower_dagster.settings import REPO_ROOT
 
 if TYPE_CHECKING:
     from dagster_postgres.auth import PgTokenProvider
+
+
+EVENT_BATCH_ENV = "DAGSTER_EVENT_BATCH_SIZE"
+EVENT_BATCH_SIZE = 1000  # events per batch: a backfill's year of daily partitions is one
+
+
+def enable_event_batches(environ: MutableMapping[str, str] | None = None) -> int:
+    """Ask Dagster to hand this process's storage events in batches (see the module), unless
+    `DAGSTER_EVENT_BATCH_SIZE` says otherwise; return the batch size in effect (0: off).
+
+    Dagster reads the variable at every event and would fail on a malformed value at the first
+    event of a run; it is checked here, when the instance loads, instead."""
+    env = os.environ if environ is None else environ
+    value = env.setdefault(EVENT_BATCH_ENV, str(EVENT_BATCH_SIZE)).strip()
+    if not value.isdigit():
+        raise SettingsError(
+            f"{EVENT_BATCH_ENV}={value!r} is not allowed: give the number of events Dagster "
+            f"hands the storage at once (flower-dagster's default is {EVENT_BATCH_SIZE}), or 0 "
+            "to store every event alone"
+        )
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -159,6 +193,7 @@ class _Pooled:
         pool: PoolSettings = PoolSettings(),
     ):
         tune_collector()
+        enable_event_batches()
         # dagster-postgres's storage (the next class in the MRO) creates its tables with a
         # NullPool engine, which holds no connection afterwards.
         super().__init__(postgres_url, should_autocreate_tables, inst_data, token_provider)  # type: ignore[call-arg]
@@ -281,11 +316,37 @@ class _PreparedAssetQueries:
         ]
 
 
+class _KnownSchema:
+    """Schema questions answered once. At every asset event Dagster's event log asks whether the
+    tags table exists (`has_table`; on SQLite through a new engine and connection each time) and
+    twice whether an asset-key column does, each a schema query. A table or column, once there,
+    stays while the process lives (migrations add them; a wiped SQLite file is made again with
+    the whole schema), so a yes is kept; a no is asked again, in case a migration ran since."""
+
+    def has_table(self, table_name: str) -> bool:
+        present = self.__dict__.setdefault("_tables_present", set())
+        if table_name not in present and super().has_table(table_name):  # type: ignore[misc]
+            present.add(table_name)
+        return table_name in present
+
+    def _has_asset_key_col_on_connection(
+        self, conn: sqlalchemy.engine.Connection, column_name: str
+    ) -> bool:
+        present = self.__dict__.setdefault("_asset_key_columns_present", set())
+        if column_name not in present and super()._has_asset_key_col_on_connection(  # type: ignore[misc]
+            conn, column_name
+        ):
+            present.add(column_name)
+        return column_name in present
+
+
 class PooledPostgresRunStorage(_Pooled, PostgresRunStorage):
     """dagster-postgres's run storage on a connection pool."""
 
 
-class PooledPostgresEventLogStorage(_Pooled, _PreparedAssetQueries, PostgresEventLogStorage):
+class PooledPostgresEventLogStorage(
+    _Pooled, _KnownSchema, _PreparedAssetQueries, PostgresEventLogStorage
+):
     """dagster-postgres's event log storage on a connection pool."""
 
 
@@ -439,7 +500,7 @@ class PooledSqliteScheduleStorage(_KeptEngine, SqliteScheduleStorage):
     """Dagster's SQLite schedule storage (`schedules.db`: ticks, cursors) on a kept engine."""
 
 
-class PooledSqliteEventLogStorage(_PreparedAssetQueries, SqliteEventLogStorage):
+class PooledSqliteEventLogStorage(_KnownSchema, _PreparedAssetQueries, SqliteEventLogStorage):
     """Dagster's SQLite event log (one file per run, `index.db` for assets) on kept engines."""
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
@@ -468,9 +529,64 @@ class PooledSqliteEventLogStorage(_PreparedAssetQueries, SqliteEventLogStorage):
             with engine.connect() as conn, conn.begin():
                 yield conn
 
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        """Dagster's `store_event` for each event, in order, with one transaction in the run's
+        file and one in `index.db` for the whole batch instead of one each per event.
+
+        Dagster's batches hold asset events (materializations, observations, planned ones) and
+        planned asset checks; an event that Dagster's `store_event` also records elsewhere (an
+        asset check's result or plan, a run's status change) is stored alone, in its turn."""
+        together: list[EventLogEntry] = []
+        for event in events:
+            if _recorded_elsewhere(event):
+                self._store_together(together)
+                together = []
+                self.store_event(event)
+            else:
+                together.append(event)
+        self._store_together(together)
+
+    def _store_together(self, events: Sequence[EventLogEntry]) -> None:
+        start = 0
+        while start < len(events):  # each run's consecutive events: that run's file
+            run_id = events[start].run_id
+            end = start
+            while end < len(events) and events[end].run_id == run_id:
+                end += 1
+            statements = [(e, self.prepare_insert_event(e)) for e in events[start:end]]
+            with self.run_connection(run_id) as conn:
+                for _, statement in statements:
+                    conn.execute(statement)
+            indexed = [
+                (e, statement)
+                for e, statement in statements
+                if e.is_dagster_event and e.dagster_event_type in ASSET_EVENTS
+            ]
+            if indexed:
+                with self.index_transaction() as conn:
+                    for event, statement in indexed:
+                        with db_result(conn, statement) as result:
+                            event_id = result.inserted_primary_key[0]
+                        if event_id is None:
+                            raise DagsterInvariantViolationError(
+                                "Cannot store asset event tags for null event id."
+                            )
+                        self._store_asset_event_tags(conn, [event], [event_id])
+                        self._store_asset_event(conn, event, event_id)
+            start = end
+
     def dispose(self) -> None:
         super().dispose()
         self._engines.dispose()
+
+
+def _recorded_elsewhere(event: EventLogEntry) -> bool:
+    """Whether Dagster's SQLite `store_event` writes `event` somewhere besides the run's file
+    and the asset index (asset check records, the run status mirror in `index.db`)."""
+    return event.is_dagster_event and (
+        event.dagster_event_type in ASSET_CHECK_EVENTS
+        or event.dagster_event_type in EVENT_TYPE_TO_PIPELINE_RUN_STATUS
+    )
 
 
 class PooledSqliteStorage(DagsterStorage, ConfigurableClass):
@@ -481,6 +597,7 @@ class PooledSqliteStorage(DagsterStorage, ConfigurableClass):
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
         tune_collector()
+        enable_event_batches()
         self.base_dir = os.path.abspath(base_dir)
         mkdir_p(self.base_dir)
         self._run_storage = PooledSqliteRunStorage.from_local(_runs_directory(self.base_dir))

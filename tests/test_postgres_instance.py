@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 import yaml
 from dagster import DagsterInstance
 from dagster._core.scheduler.instigation import InstigatorTick, InstigatorType, TickStatus
@@ -27,6 +30,7 @@ from flower_dagster.demo.story import (
     stop_daemon,
 )
 from flower_dagster.settings import REPO_ROOT
+from flower_dagster.storage import EVENT_BATCH_SIZE
 from tests.automation_support import Automation, days
 from tests.conftest import Warehouse, private_warehouse
 from tests.http_support import free_port, graphql
@@ -37,6 +41,7 @@ from tests.postgres_server import (
     with_stock_storage,
 )
 from tests.test_collector import load_instances
+from tests.test_sqlite_storage import load_for_batches
 
 pytestmark = pytest.mark.slow
 
@@ -115,19 +120,26 @@ def test_the_instance_reuses_its_connections_where_stock_dagster_postgres_opens_
     # The pool's connections were opened by the first queries: none since.
     assert pooled == 0
 
-    stock_home = instance.root_directory + "-stock"
-    shutil.copytree(instance.root_directory, stock_home)
-    stock_config = with_stock_storage(yaml.safe_load(PRODUCTION_INSTANCE.read_text()))
-    (Path(stock_home) / "dagster.yaml").write_text(yaml.safe_dump(stock_config))
-    stock = DagsterInstance.from_config(stock_home)
-    try:
+    with _stock_copy(instance) as stock:
         _queries(stock, 1)
         before = _sessions(server)
         _queries(stock, 25)
         per_query = _sessions(server) - before - 1
+    assert per_query >= 50
+
+
+@contextmanager
+def _stock_copy(instance: DagsterInstance) -> Iterator[DagsterInstance]:
+    """The same database through stock dagster-postgres's storage classes."""
+    stock_home = Path(tempfile.mkdtemp(prefix="stock-", dir=Path(instance.root_directory).parent))
+    shutil.copytree(instance.root_directory, stock_home, dirs_exist_ok=True)
+    stock_config = with_stock_storage(yaml.safe_load(PRODUCTION_INSTANCE.read_text()))
+    (stock_home / "dagster.yaml").write_text(yaml.safe_dump(stock_config))
+    stock = DagsterInstance.from_config(str(stock_home))
+    try:
+        yield stock
     finally:
         stock.dispose()
-    assert per_query >= 50
 
 
 def test_the_pool_survives_a_dropped_connection(instance, server):
@@ -157,6 +169,45 @@ def test_the_production_instance_tunes_the_collector_of_each_process(instance, s
     result = load_instances(Path(instance.root_directory), "-", env=server.env)
     assert result["before"] != DEFAULT_THRESHOLDS
     assert result["-"] == DEFAULT_THRESHOLDS
+
+
+def test_the_production_instance_turns_event_batches_on_in_each_process(instance, server):
+    loaded = load_for_batches(Path(instance.root_directory), None, env=server.env)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.split()[-1] == str(EVENT_BATCH_SIZE)
+
+
+def _schema_queries(instance: DagsterInstance, events: int) -> list[str]:
+    """The catalog queries `events` asset events with an indexed tag make."""
+    from dagster import AssetMaterialization
+
+    asked: list[str] = []
+
+    def on_execute(conn, cursor, statement, *_args) -> None:
+        if "pg_catalog" in statement or "information_schema" in statement:
+            asked.append(statement)
+
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "before_cursor_execute", on_execute)
+    try:
+        for i in range(events):
+            tags = {"dagster/data_version": f"v{i}"}
+            instance.report_runless_asset_event(AssetMaterialization("schema_probe", tags=tags))
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.engine.Engine, "before_cursor_execute", on_execute)
+    return asked
+
+
+def test_asset_events_ask_the_schema_once_where_dagster_postgres_asks_at_every_event(instance):
+    _schema_queries(instance, 1)
+    assert _schema_queries(instance, 10) == []
+    with _stock_copy(instance) as stock:
+        _schema_queries(stock, 1)
+        assert len(_schema_queries(stock, 10)) >= 10  # is there a tags table? at every event
+    from dagster import AssetKey
+
+    records = instance.fetch_materializations(AssetKey("schema_probe"), limit=100).records
+    assert len(records) == 22  # both storages wrote every event, tags and all
+    assert records[0].asset_materialization.tags["dagster/data_version"] == "v9"
 
 
 def test_the_prepared_asset_queries_answer_as_dagster_postgres_own_after_a_wipe(instance):

@@ -5,6 +5,7 @@ write into a file that was deleted under it."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 import subprocess
 import sys
 import threading
@@ -16,20 +17,35 @@ import pytest
 import sqlalchemy
 import yaml
 from dagster import (
+    AssetCheckResult,
     AssetKey,
     AssetMaterialization,
+    BackfillPolicy,
     DagsterInstance,
     DailyPartitionsDefinition,
+    MaterializeResult,
     asset,
+    asset_check,
     materialize,
 )
+from dagster._core.event_api import EventRecordsFilter
+from dagster._core.events import DagsterEventType
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
+from flower_dagster.errors import SettingsError
 from flower_dagster.storage import (
     DEV_INSTANCE_FILE,
+    EVENT_BATCH_ENV,
+    EVENT_BATCH_SIZE,
     PooledSqliteEventLogStorage,
     PooledSqliteRunStorage,
     PooledSqliteScheduleStorage,
     PooledSqliteStorage,
+    enable_event_batches,
     write_instance_yaml,
 )
 
@@ -39,6 +55,22 @@ DAYS = ["2024-01-01", "2024-01-02", "2024-01-03"]
 @asset(partitions_def=DailyPartitionsDefinition("2024-01-01"))
 def orders() -> int:
     return 1
+
+
+@asset(
+    partitions_def=DailyPartitionsDefinition("2024-01-01"),
+    backfill_policy=BackfillPolicy.single_run(),
+)
+def daily_totals() -> MaterializeResult:
+    return MaterializeResult(metadata={"rows": 1})
+
+
+@asset_check(asset=daily_totals)
+def daily_totals_positive() -> AssetCheckResult:
+    return AssetCheckResult(passed=True)
+
+
+RANGE_TAGS = {ASSET_PARTITION_RANGE_START_TAG: DAYS[0], ASSET_PARTITION_RANGE_END_TAG: DAYS[-1]}
 
 
 def pooled(home: Path) -> DagsterInstance:
@@ -125,6 +157,172 @@ def test_queries_reuse_one_connection_per_file_where_dagsters_storage_opens_one_
     assert len(counts["stock"]) >= 60
     # The runs, the event log's index and the schedules: one connection each, kept.
     assert len(counts["pooled"]) <= 3, counts["pooled"]
+
+
+def test_asset_events_ask_the_schema_once_where_dagsters_storage_asks_at_every_event(tmp_path):
+    """Dagster's event log asks at every asset event whether the tags table and the asset-key
+    columns exist (schema queries, `PRAGMA`s on SQLite); its SQLite storage opens a new
+    connection to `index.db` for the first."""
+    opened, asked = {}, {}
+
+    def on_execute(conn, cursor, statement, *_args) -> None:
+        if statement.lstrip().upper().startswith("PRAGMA"):
+            pragmas.append(statement)
+
+    for name, make in (("stock", stock), ("pooled", pooled)):
+        with make(tmp_path / name) as instance:
+            for _ in range(2):  # the first makes the files, and asks, the first time
+                tags = {"dagster/data_version": "v"}  # a tag Dagster indexes
+                event = AssetMaterialization("orders", partition=DAYS[0], tags=tags)
+                instance.report_runless_asset_event(event)
+            pragmas: list[str] = []
+            sqlalchemy.event.listen(sqlalchemy.engine.Engine, "before_cursor_execute", on_execute)
+            try:
+                with sqlite_connections() as connections:
+                    for i in range(20):
+                        tags = {"dagster/data_version": f"v{i}"}
+                        event = AssetMaterialization("orders", partition=DAYS[i % 3], tags=tags)
+                        instance.report_runless_asset_event(event)
+            finally:
+                sqlalchemy.event.remove(
+                    sqlalchemy.engine.Engine, "before_cursor_execute", on_execute
+                )
+            opened[name], asked[name] = connections, pragmas
+            records = instance.fetch_materializations(AssetKey("orders"), limit=100).records
+            assert len(records) == 22
+            assert records[0].asset_materialization.tags["dagster/data_version"] == "v19"
+    assert len(opened["stock"]) >= 60  # the run file, index.db and has_table's, per event
+    assert len(asked["stock"]) >= 40
+    assert opened["pooled"] == [] and asked["pooled"] == [], (opened, asked)
+
+
+def test_event_batches_are_on_unless_the_environment_says_otherwise():
+    env: dict[str, str] = {}
+    assert enable_event_batches(env) == EVENT_BATCH_SIZE
+    assert env == {EVENT_BATCH_ENV: str(EVENT_BATCH_SIZE)}
+    assert enable_event_batches({EVENT_BATCH_ENV: "0"}) == 0  # off, as the person chose
+    assert enable_event_batches({EVENT_BATCH_ENV: " 25 "}) == 25
+    for bad in ("many", "-1", "2.5", ""):
+        with pytest.raises(SettingsError, match=f"{EVENT_BATCH_ENV}=.*0 to store every event"):
+            enable_event_batches({EVENT_BATCH_ENV: bad})
+
+
+# Loads the instance in argv[1] in a fresh interpreter, as every Dagster process does, and
+# prints the batch size Dagster reads from the environment then.
+BATCH_LOADER = (
+    "import os, sys\n"
+    "from dagster import DagsterInstance\n"
+    "with DagsterInstance.from_config(sys.argv[1]) as instance:\n"
+    "    instance.get_runs(limit=1)\n"
+    f"print(os.environ.get({EVENT_BATCH_ENV!r}))\n"
+)
+
+
+def load_for_batches(
+    home: Path, value: str | None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Load the instance in `home` in a fresh interpreter with DAGSTER_EVENT_BATCH_SIZE set to
+    `value` (None: unset)."""
+    base = {k: v for k, v in os.environ.items() if k != EVENT_BATCH_ENV}
+    chosen = {} if value is None else {EVENT_BATCH_ENV: value}
+    return subprocess.run(
+        [sys.executable, "-c", BATCH_LOADER, str(home)],
+        env={**base, **(env or {}), **chosen},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_loading_make_devs_instance_turns_batches_on_and_a_bad_value_stops_it(tmp_path):
+    write_instance_yaml(DEV_INSTANCE_FILE, tmp_path)
+    for value, expected in ((None, str(EVENT_BATCH_SIZE)), ("0", "0"), ("50", "50")):
+        loaded = load_for_batches(tmp_path, value)
+        assert loaded.returncode == 0, loaded.stderr
+        assert loaded.stdout.split()[-1] == expected
+    refused = load_for_batches(tmp_path, "many")
+    assert refused.returncode != 0
+    assert f"SettingsError: {EVENT_BATCH_ENV}='many' is not allowed" in refused.stderr
+
+
+def _tables(base_dir: Path) -> dict[str, list[tuple]]:
+    """Every row of every table of every SQLite file under `base_dir`, by file and table."""
+    found = {}
+    for path in sorted(base_dir.glob("*.db")):
+        engine = sqlalchemy.create_engine(f"sqlite:///{path}")
+        with engine.connect() as conn:
+            for table in sqlalchemy.inspect(conn).get_table_names():
+                rows = conn.execute(sqlalchemy.text(f"select * from {table}")).fetchall()
+                found[f"{path.name}/{table}"] = sorted(map(tuple, rows), key=repr)
+        engine.dispose()
+    return found
+
+
+def test_a_batch_is_stored_exactly_as_dagster_stores_its_events_one_by_one(tmp_path):
+    """A real run's events (a range of three partitions, an asset check, run status changes,
+    logs) stored by Dagster's `store_event` one at a time and as one batch: the same rows in
+    the run's file and in index.db, ids and all."""
+    with pooled(tmp_path / "home") as instance:
+        result = materialize(
+            [daily_totals, daily_totals_positive], instance=instance, tags=RANGE_TAGS
+        )
+        events = instance.all_logs(result.run_id)
+    kinds = {e.dagster_event_type for e in events if e.is_dagster_event}
+    assert {
+        DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+        DagsterEventType.ASSET_MATERIALIZATION,
+        DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED,
+        DagsterEventType.ASSET_CHECK_EVALUATION,
+        DagsterEventType.RUN_START,
+        DagsterEventType.RUN_SUCCESS,
+    } <= kinds
+    one_by_one = PooledSqliteEventLogStorage(str(tmp_path / "one_by_one"))
+    batched = PooledSqliteEventLogStorage(str(tmp_path / "batched"))
+    for event in events:
+        SqliteEventLogStorage.store_event(one_by_one, event)
+    batched.store_event_batch(events)
+    one_by_one.dispose()
+    batched.dispose()
+    expected = _tables(tmp_path / "one_by_one")
+    # When each storage made its tables: the one difference allowed.
+    expected.pop("index.db/secondary_indexes")
+    assert expected["index.db/asset_event_tags"]  # the materializations' data-version tags
+    assert len(expected[f"{result.run_id}.db/event_logs"]) == len(events)
+    stored = _tables(tmp_path / "batched")
+    assert stored.pop("index.db/secondary_indexes")
+    assert stored == expected
+
+
+def test_a_range_run_records_its_partitions_in_a_transaction_per_batch(tmp_path, monkeypatch):
+    """With batches (the default once the instance loads), a run of three partitions writes
+    its planned materializations, and its materializations, to index.db in one transaction
+    each; with DAGSTER_EVENT_BATCH_SIZE=0 in one per event. Either way the same is recorded."""
+    commits = {}
+    for batch_size in ("0", None):
+        monkeypatch.delenv(EVENT_BATCH_ENV, raising=False)
+        if batch_size is not None:
+            monkeypatch.setenv(EVENT_BATCH_ENV, batch_size)
+        with pooled(tmp_path / f"home-{batch_size}") as instance:
+            assert enable_event_batches() == int(batch_size or EVENT_BATCH_SIZE)
+            seen: list[str] = []
+
+            def on_commit(conn, seen=seen) -> None:
+                if (conn.engine.url.database or "").endswith("index.db"):
+                    seen.append(conn.engine.url.database)
+
+            sqlalchemy.event.listen(sqlalchemy.engine.Engine, "commit", on_commit)
+            try:
+                materialize([daily_totals], instance=instance, tags=RANGE_TAGS)
+            finally:
+                sqlalchemy.event.remove(sqlalchemy.engine.Engine, "commit", on_commit)
+            assert instance.get_materialized_partitions(AssetKey("daily_totals")) == set(DAYS)
+            planned = instance.get_event_records(
+                EventRecordsFilter(DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
+            )
+            assert sorted(r.event_log_entry.dagster_event.partition for r in planned) == DAYS
+            commits[batch_size] = len(seen)
+    # Three planned and three materialized partitions: six transactions become two.
+    assert commits["0"] - commits[None] == 4, commits
 
 
 def test_a_file_deleted_under_a_kept_connection_is_opened_again_not_written_through(tmp_path):
@@ -249,9 +447,7 @@ def test_the_storage_folder_is_required(tmp_path):
 
 
 def test_the_prepared_asset_queries_answer_as_dagsters_own_including_after_a_wipe(tmp_path):
-    from dagster._core.events import DagsterEventType
     from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
-    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
     materialized = DagsterEventType.ASSET_MATERIALIZATION
     instance = pooled(tmp_path / "home")
