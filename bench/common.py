@@ -116,6 +116,10 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
             *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []),
         ]
     )
+    if other_code:
+        # `python -m bench.x` puts its working folder (the repository) first on sys.path, ahead
+        # of PYTHONPATH: without this the copy would never be imported.
+        env["PYTHONSAFEPATH"] = "1"
     env.update(extra or {})
     return env
 

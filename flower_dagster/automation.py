@@ -22,6 +22,9 @@ before the next evaluation is still seen. Unlike `eager()` or `on_cron()` there 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cache
+
 from dagster import (
     AssetSelection,
     AutomationCondition,
@@ -54,47 +57,65 @@ def repair_condition(partitioned_parents: AssetSelection | None = None) -> Autom
 
     The rule is kept small on purpose: Dagster evaluates and stores every node of it for every
     roll-up at every tick (see docs/benchmarks.md), so each clause is one node per parent.
+    Conditions are immutable values: the clauses that do not name the parents are built once
+    and shared by every roll-up's rule.
     """
     allowed = partitioned_assets() if partitioned_parents is None else partitioned_parents
+    shared = _shared_clauses()
+    upstream_updated = (
+        AutomationCondition.any_deps_match(shared.newly_updated)
+        # A re-run staging view must not re-request three years of daily partitions.
+        .allow(allowed)
+        .since(shared.newly_updated)
+        .with_label("an upstream partition was updated since this partition was built")
+    )
+    # "Not failed, or an upstream partition just updated", written as "not (failed and no
+    # upstream update)": Dagster evaluates an `|`'s every part on every candidate, but an `&`'s
+    # second part only where its first holds, so the updates of the parents are looked up for
+    # the few failed partitions instead of every candidate.
+    own_failure_waits = (
+        ~(shared.failed & ~AutomationCondition.any_deps_match(shared.newly_updated).allow(allowed))
+    ).with_label("not failed, or failed and an upstream partition was just updated")
+    # The trigger, false almost everywhere, comes first: Dagster evaluates each later clause of
+    # an `&` only on the partitions the clauses before it left true.
+    rule = (
+        upstream_updated
+        & ~shared.inputs_not_ready
+        & ~shared.in_progress.with_label("this partition is in progress")
+        & own_failure_waits
+        & shared.request_answered
+    )
+    return rule.with_label("repair rule: re-run when inputs changed and are complete")
+
+
+@dataclass(frozen=True)
+class _Clauses:
+    newly_updated: AutomationCondition
+    in_progress: AutomationCondition
+    failed: AutomationCondition
+    inputs_not_ready: AutomationCondition
+    request_answered: AutomationCondition
+
+
+@cache
+def _shared_clauses() -> _Clauses:
+    """The parts of the rule that are the same for every roll-up."""
     newly_updated = AutomationCondition.newly_updated()
     in_progress = AutomationCondition.in_progress()
     failed = AutomationCondition.execution_failed()
-    upstream_updated = (
-        AutomationCondition.any_deps_match(newly_updated)
-        # A re-run staging view must not re-request three years of daily partitions.
-        .allow(allowed)
-        .since(newly_updated)
-        .with_label("an upstream partition was updated since this partition was built")
-    )
     # One clause, one node per parent, for the three ways an input is not ready.
     inputs_not_ready = AutomationCondition.any_deps_match(
         AutomationCondition.missing().with_label("missing")
         | failed.with_label("latest run failed")
         | in_progress.with_label("in progress")
     ).with_label("an upstream partition is missing, failed or in progress")
-    # "Not failed, or an upstream partition just updated", written as "not (failed and no
-    # upstream update)": Dagster evaluates an `|`'s every part on every candidate, but an `&`'s
-    # second part only where its first holds, so the updates of the parents are looked up for
-    # the few failed partitions instead of every candidate.
-    own_failure_waits = (
-        ~(failed & ~AutomationCondition.any_deps_match(newly_updated).allow(allowed))
-    ).with_label("not failed, or failed and an upstream partition was just updated")
     # A tick reads new materializations up to the moment it starts, but sees runs finish live:
     # a run that ends during a tick would look neither in progress nor done. Until a request
     # is answered by a materialization (or its run fails), it is not made again.
     request_answered = (
         ~AutomationCondition.newly_requested().since(newly_updated) | failed
     ).with_label("no earlier request of it is still unanswered")
-    # The trigger, false almost everywhere, comes first: Dagster evaluates each later clause of
-    # an `&` only on the partitions the clauses before it left true.
-    rule = (
-        upstream_updated
-        & ~inputs_not_ready
-        & ~in_progress.with_label("this partition is in progress")
-        & own_failure_waits
-        & request_answered
-    )
-    return rule.with_label("repair rule: re-run when inputs changed and are complete")
+    return _Clauses(newly_updated, in_progress, failed, inputs_not_ready, request_answered)
 
 
 def repair_sensor(

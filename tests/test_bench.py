@@ -353,3 +353,14 @@ def test_steps_re_run_on_top_of_earlier_runs_say_when_each_was_taken():
     same = {**results, "tick": {**results["tick"], "taken": new}}
     same["precision"] = {**results["precision"], "taken": new}
     assert "Taken on 2026-11-27 03:00 UTC in 1.6 minutes" in render_markdown(same)
+
+
+def test_the_first_load_after_a_parse_has_its_own_row_when_measured():
+    results = _results()
+    assert "first load after a parse" not in render_markdown(results).split("## 2.")[0]
+    size = results["load"]["sizes"]["1000"]
+    phases = {"total": 6.25, "cpu_total": 6.0, "defs": 2.5, "validate": 1.5}
+    size["flower_first_load"] = {**phases, "peak_rss_mb": 300.0}
+    section = render_markdown(results).split("## 2.")[0]
+    row = next(line for line in section.splitlines() if "first load after a parse" in line)
+    assert "6.25 s" in row and "2.50 s" in row and "| 300 |" in row

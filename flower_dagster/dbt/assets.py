@@ -45,6 +45,7 @@ from flower_dagster.automation import repair_condition
 from flower_dagster.dbt.models import NodeGrain, grain_selector
 from flower_dagster.dbt.project import FlowerDbtProject, dbt_executable
 from flower_dagster.dbt.run import run_dbt_build
+from flower_dagster.dbt.spec_cache import cache_enabled, cached_specs
 from flower_dagster.dbt.translator import UNPARTITIONED, FlowerTranslator
 from flower_dagster.inputs import INPUTS_CHECK_NAME
 from flower_dagster.partitions import GRAINS, Grain, partitions_for
@@ -57,14 +58,17 @@ def build_dbt_assets(
     manifest: Mapping[str, Any],
     grains: Mapping[str, NodeGrain],
     asset_keys: Mapping[str, AssetKey],
+    spec_key: str | None = None,
 ) -> list[AssetsDefinition]:
     """One AssetsDefinition per grain present in the project, and one for the unpartitioned.
 
-    `asset_keys` maps each node of `grains` to its asset key (see `asset_keys_of`)."""
+    `asset_keys` maps each node of `grains` to its asset key (see `asset_keys_of`); `spec_key`
+    the key dagster-dbt's specs of this manifest are kept under between loads (None: build
+    them afresh, see flower_dagster/dbt/spec_cache.py)."""
     translator = FlowerTranslator(grains, rollup_conditions(grains, asset_keys))
     managed = frozenset(asset_keys.values())
     present = [g for g in GRAINS if any(n.grain is g for n in grains.values())]
-    specs, check_specs = _specs_by_grain(translator, manifest, grains, project)
+    specs, check_specs = _specs_by_grain(translator, manifest, grains, project, spec_key)
     build = partial(
         _dbt_multi_asset,
         settings=settings,
@@ -151,15 +155,18 @@ def _specs_by_grain(
     manifest: Mapping[str, Any],
     grains: Mapping[str, NodeGrain],
     project: FlowerDbtProject,
+    spec_key: str | None = None,
 ) -> tuple[dict[Grain | None, list[AssetSpec]], dict[Grain | None, list[AssetCheckSpec]]]:
     """dagster-dbt's asset and check specs of every node, grouped by grain (None: unpartitioned).
 
     One pass over the whole project, split here by each node's grain, gives the specs that one
     dbt selection per grain (`grain_selector`) gives, for a fraction of the load time: each
     selection walks dbt's graph and translates every selected node and its parents again.
-    A check belongs to the group of the asset it checks.
+    A check belongs to the group of the asset it checks. With `spec_key`, the specs are kept
+    next to the manifest and read back by the next load (spec_cache.py).
     """
-    all_specs, all_checks = build_dbt_specs(
+    build = partial(
+        build_dbt_specs,
         translator=translator,
         manifest=manifest,
         select="fqn:*",
@@ -168,6 +175,17 @@ def _specs_by_grain(
         io_manager_key=None,
         project=project.dagster_project,
     )
+    if spec_key is not None and cache_enabled():
+        all_specs, all_checks = cached_specs(
+            project.manifest_path.parent,
+            spec_key,
+            build,
+            manifest,
+            translator,
+            project.dagster_project,
+        )
+    else:
+        all_specs, all_checks = build()
     specs: dict[Grain | None, list[AssetSpec]] = defaultdict(list)
     group_of: dict[AssetKey, Grain | None] = {}
     for spec in all_specs:

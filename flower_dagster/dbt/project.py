@@ -8,7 +8,6 @@ parse the project, the error is dbt's own message with the file it names, not a 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -19,8 +18,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import orjson
 from dagster_dbt import DbtProject
 
+from flower_dagster.dbt.spec_cache import cache_key
 from flower_dagster.errors import DbtParseError
 from flower_dagster.settings import Settings
 
@@ -86,7 +87,14 @@ class FlowerDbtProject:
         return self.manifest_path
 
     def load_manifest(self) -> dict[str, Any]:
-        return json.loads(self.ensure_manifest().read_bytes())
+        return self.load_manifest_and_key()[0]
+
+    def load_manifest_and_key(self) -> tuple[dict[str, Any], str]:
+        """The manifest, and the key dagster-dbt's specs of it are kept under between loads
+        (flower_dagster/dbt/spec_cache.py), from the same bytes."""
+        raw = self.ensure_manifest().read_bytes()
+        # orjson, as dagster-dbt reads it: faster than json on a large manifest.
+        return orjson.loads(raw), cache_key(raw, self.project_dir)
 
 
 def dbt_executable() -> str:
