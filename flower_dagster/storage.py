@@ -29,14 +29,16 @@ classes here are Dagster's own storages with one change, an engine that keeps it
   `max_connections` for 3 x `pool_size` x processes, plus `max_overflow` for the busiest ones.
   The webserver replaces the engines with its own pooled ones, as with stock dagster-postgres.
 
-Both also take events in batches. A run of N partitions records 2N events (N planned
-materializations when it starts, N materializations when its dbt step ends), and Dagster
-writes each alone, in its own transactions (on SQLite: one in the run's file and one in
+Both also write a run's events with fewer round trips. A run of N partitions records 2N events
+(N planned materializations when it starts, N materializations when its dbt step ends), and
+Dagster writes each alone, in its own transactions (on SQLite: one in the run's file and one in
 `index.db`, each a commit), unless `DAGSTER_EVENT_BATCH_SIZE` is a positive number: then it
-hands the storage a step's materializations, and a run's planned events, together. Loading
-either storage sets it to `EVENT_BATCH_SIZE` in its process when it is unset (`0` turns
+hands the storage a run's planned events together, and the materializations it makes from one
+step output (flower-dagster's dbt steps record their partitions themselves, one event each).
+Loading either storage sets it to `EVENT_BATCH_SIZE` in its process when it is unset (`0` turns
 batches off); the SQLite storage writes a batch in one transaction per file, dagster-postgres's
-its materializations in one statement.
+its materializations in one statement. And both keep the answers to the schema questions
+Dagster's event log asks at every asset event (`_KnownSchema`).
 """
 
 from __future__ import annotations
@@ -318,10 +320,11 @@ class _PreparedAssetQueries:
 
 class _KnownSchema:
     """Schema questions answered once. At every asset event Dagster's event log asks whether the
-    tags table exists (`has_table`; on SQLite through a new engine and connection each time) and
-    twice whether an asset-key column does, each a schema query. A table or column, once there,
-    stays while the process lives (migrations add them; a wiped SQLite file is made again with
-    the whole schema), so a yes is kept; a no is asked again, in case a migration ran since."""
+    tags table exists (`has_table`; on SQLite through a new engine and connection each time)
+    and, on SQLite, twice whether an asset-key column does, each a schema query. A table or
+    column, once there, stays while the process lives (migrations add them; a wiped SQLite file
+    is made again with the whole schema), so a yes is kept; a no is asked again, in case a
+    migration ran since."""
 
     def has_table(self, table_name: str) -> bool:
         present = self.__dict__.setdefault("_tables_present", set())
@@ -535,7 +538,12 @@ class PooledSqliteEventLogStorage(_KnownSchema, _PreparedAssetQueries, SqliteEve
 
         Dagster's batches hold asset events (materializations, observations, planned ones) and
         planned asset checks; an event that Dagster's `store_event` also records elsewhere (an
-        asset check's result or plan, a run's status change) is stored alone, in its turn."""
+        asset check's result or plan, a run's status change) is stored alone, in its turn.
+
+        As with Dagster's `store_event`, the run's file is written before `index.db`. If
+        `index.db` cannot be written (locked past SQLite's busy timeout), the batch fails with
+        the run's file written, and Dagster stores the batch again one event at a time: the
+        run's log then lists those events twice, the asset index each once."""
         together: list[EventLogEntry] = []
         for event in events:
             if _recorded_elsewhere(event):
