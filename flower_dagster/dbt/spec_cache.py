@@ -13,7 +13,7 @@ The cache is keyed by:
   time and id of the parse that wrote it;
 - the dbt project's folder (dagster-dbt's metadata names it);
 - the versions of Dagster and dagster-dbt, and the source of flower-dagster's modules that
-  shape the specs (the translator, the grains, this module).
+  shape the specs (the translator, the grains, the call to dagster-dbt, this module).
 
 A spec is written only if it reads back equal to what dagster-dbt built; anything the encoding
 does not cover (a partitions definition, a freshness policy, metadata Dagster cannot serialize)
@@ -59,8 +59,9 @@ LIVE_KEYS = (
     DAGSTER_DBT_TRANSLATOR_METADATA_KEY,
     DAGSTER_DBT_PROJECT_METADATA_KEY,
 )
-# flower-dagster's modules whose code shapes the specs: a change to one is a new cache key.
-_SHAPING_MODULES = ("translator.py", "models.py", "spec_cache.py")
+# flower-dagster's modules whose code shapes the specs (the translator, the grains, the call
+# to dagster-dbt, this encoding): a change to one is a new cache key.
+_SHAPING_MODULES = ("translator.py", "models.py", "assets.py", "spec_cache.py")
 
 Specs = tuple[list[AssetSpec], list[AssetCheckSpec]]
 
