@@ -18,6 +18,7 @@ from dagster_dbt.asset_utils import (
 )
 
 import flower_dagster.dbt.assets as dbt_assets
+import flower_dagster.dbt.spec_cache as spec_cache
 from flower_dagster.dbt.assets import asset_keys_of, rollup_conditions
 from flower_dagster.dbt.models import read_grains
 from flower_dagster.dbt.project import FlowerDbtProject
@@ -161,6 +162,19 @@ def test_specs_the_encoding_does_not_cover_are_never_kept(warehouse, tmp_path):
 
     result = inputs.cached(tmp_path, build=partitioned)
     assert result[0][0].partitions_def is not None
+    assert not (tmp_path / CACHE_FILE).exists()
+
+
+def test_a_failure_while_keeping_the_specs_leaves_the_load_as_built(
+    warehouse, tmp_path, monkeypatch
+):
+    inputs = Inputs(warehouse)
+
+    def broken_write(*_args: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(spec_cache, "_write", broken_write)
+    assert inputs.cached(tmp_path) == inputs.build()
     assert not (tmp_path / CACHE_FILE).exists()
 
 

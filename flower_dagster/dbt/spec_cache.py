@@ -124,16 +124,17 @@ def cached_specs(
     if kept is not None:
         try:
             return _decode(kept, live, manifest, translator)
-        except Exception:
+        except Exception:  # a file that does not decode is rebuilt, never trusted
             pass
-    specs, checks = build()
+    built = build()
+    specs, checks = list(built[0]), list(built[1])
     try:
         encoded = _encode(specs, checks)
-        if _decode(encoded, live, manifest, translator) == (list(specs), list(checks)):
+        if _decode(encoded, live, manifest, translator) == (specs, checks):
             _write(path, key, encoded)
-    except _Uncacheable:
+    except Exception:  # keeping them is an optimisation: the built specs stand
         pass
-    return list(specs), list(checks)
+    return specs, checks
 
 
 def _live(manifest: Mapping[str, Any], translator: Any, project: Any) -> dict[str, Any]:
