@@ -87,13 +87,14 @@ class FlowerDbtProject:
         return self.manifest_path
 
     def load_manifest(self) -> dict[str, Any]:
-        return self.load_manifest_and_key()[0]
+        # orjson, as dagster-dbt reads it: faster than json on a large manifest.
+        return orjson.loads(self.ensure_manifest().read_bytes())
 
     def load_manifest_and_key(self) -> tuple[dict[str, Any], str]:
         """The manifest, and the key dagster-dbt's specs of it are kept under between loads
-        (flower_dagster/dbt/spec_cache.py), from the same bytes."""
+        (flower_dagster/dbt/spec_cache.py), from the same bytes. Only the code location needs
+        the key: `load_manifest` does not hash the manifest."""
         raw = self.ensure_manifest().read_bytes()
-        # orjson, as dagster-dbt reads it: faster than json on a large manifest.
         return orjson.loads(raw), cache_key(raw, self.project_dir)
 
 

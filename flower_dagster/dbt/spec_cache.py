@@ -33,6 +33,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from functools import cache
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -97,13 +98,21 @@ def cache_key(manifest_bytes: bytes, project_dir: Path) -> str:
     digest.update(_VOLATILE.sub(rb'"\1": ""', manifest_bytes[:_HEAD]))
     digest.update(manifest_bytes[_HEAD:])
     digest.update(str(project_dir.resolve()).encode())
+    digest.update(_code_digest())
+    return digest.hexdigest()
+
+
+@cache
+def _code_digest() -> bytes:
+    """The versions and source that shape the specs: the same for the life of the process."""
+    digest = hashlib.sha256()
     for package in ("dagster", "dagster-dbt"):
         digest.update(f"{package}=={version(package)}".encode())
     here = Path(__file__).parent
     for name in _SHAPING_MODULES:
         digest.update((here / name).read_bytes())
     digest.update(str(FORMAT).encode())
-    return digest.hexdigest()
+    return digest.digest()
 
 
 def cached_specs(
@@ -156,28 +165,23 @@ def _read(path: Path, key: str) -> dict[str, Any] | None:
 
 
 def _write(path: Path, key: str, encoded: dict[str, Any]) -> None:
+    """Write atomically; a folder that cannot be written raises (OSError), and the caller
+    keeps nothing: the next load builds again."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{CACHE_FILE}.", dir=path.parent)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{CACHE_FILE}.", dir=path.parent)
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(orjson.dumps({"format": FORMAT, "key": key, **encoded}))
-            os.chmod(temporary, 0o644)  # as readable as the manifest beside it
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-    except OSError:
-        pass  # a folder we cannot write: no cache, the next load builds again
+        with os.fdopen(handle, "wb") as out:
+            out.write(orjson.dumps({"format": FORMAT, "key": key, **encoded}))
+        os.chmod(temporary, 0o644)  # as readable as the manifest beside it
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def _serialized(value: Any) -> str | None:
-    if value is None:
-        return None
-    try:
-        return serialize_value(value)
-    except Exception as error:
-        raise _Uncacheable(str(error)) from error
+    # What serdes refuses raises here, and the caller keeps nothing.
+    return None if value is None else serialize_value(value)
 
 
 def _deps(deps: Sequence[AssetDep]) -> list[list[Any]]:
