@@ -51,6 +51,7 @@ from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -555,13 +556,9 @@ class PooledSqliteEventLogStorage(_KnownSchema, _PreparedAssetQueries, SqliteEve
         self._store_together(together)
 
     def _store_together(self, events: Sequence[EventLogEntry]) -> None:
-        start = 0
-        while start < len(events):  # each run's consecutive events: that run's file
-            run_id = events[start].run_id
-            end = start
-            while end < len(events) and events[end].run_id == run_id:
-                end += 1
-            statements = [(e, self.prepare_insert_event(e)) for e in events[start:end]]
+        # Each run's consecutive events: that run's file.
+        for run_id, of_run in groupby(events, key=lambda event: event.run_id):
+            statements = [(e, self.prepare_insert_event(e)) for e in of_run]
             with self.run_connection(run_id) as conn:
                 for _, statement in statements:
                     conn.execute(statement)
@@ -581,7 +578,6 @@ class PooledSqliteEventLogStorage(_KnownSchema, _PreparedAssetQueries, SqliteEve
                             )
                         self._store_asset_event_tags(conn, [event], [event_id])
                         self._store_asset_event(conn, event, event_id)
-            start = end
 
     def dispose(self) -> None:
         super().dispose()
