@@ -44,9 +44,16 @@ print(json.dumps(out))
 """
 
 
-def fresh_python(code: str, *args: str, env: dict[str, str] | None = None, timeout: int = 300):
-    """`code` run by a fresh interpreter, FLOWER_GC_THRESHOLDS only as `env` sets it."""
-    base = {k: v for k, v in os.environ.items() if k != ENV_VAR}
+def fresh_python(
+    code: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: int = 300,
+    unset: tuple[str, ...] = (ENV_VAR,),
+):
+    """`code` run by a fresh interpreter, the variables in `unset` (by default
+    FLOWER_GC_THRESHOLDS) only as `env` sets them."""
+    base = {k: v for k, v in os.environ.items() if k not in unset}
     return subprocess.run(
         [sys.executable, "-c", code, *args],
         env={**base, **(env or {})},

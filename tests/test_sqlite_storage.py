@@ -5,7 +5,6 @@ write into a file that was deleted under it."""
 from __future__ import annotations
 
 import multiprocessing
-import os
 import subprocess
 import sys
 import threading
@@ -48,6 +47,7 @@ from flower_dagster.storage import (
     enable_event_batches,
     write_instance_yaml,
 )
+from tests.test_collector import fresh_python
 
 DAYS = ["2024-01-01", "2024-01-02", "2024-01-03"]
 
@@ -223,14 +223,13 @@ def load_for_batches(
 ) -> subprocess.CompletedProcess[str]:
     """Load the instance in `home` in a fresh interpreter with DAGSTER_EVENT_BATCH_SIZE set to
     `value` (None: unset)."""
-    base = {k: v for k, v in os.environ.items() if k != EVENT_BATCH_ENV}
     chosen = {} if value is None else {EVENT_BATCH_ENV: value}
-    return subprocess.run(
-        [sys.executable, "-c", BATCH_LOADER, str(home)],
-        env={**base, **(env or {}), **chosen},
-        capture_output=True,
-        text=True,
+    return fresh_python(
+        BATCH_LOADER,
+        str(home),
+        env={**(env or {}), **chosen},
         timeout=120,
+        unset=(EVENT_BATCH_ENV,),
     )
 
 
