@@ -129,3 +129,29 @@ def test_the_code_location_tunes_its_process_before_building_and_refuses_a_bad_v
     refused = fresh_python(CODE_LOCATION, env={ENV_VAR: "fast"})
     assert refused.returncode != 0
     assert f"SettingsError: {ENV_VAR}='fast' is not allowed" in refused.stderr
+
+
+# Registers, before anything of flower-dagster's, an exit handler that runs after every later
+# one (atexit runs them last-in first-out) and says whether the heap was frozen by then; then
+# loads the instance in argv[1] once, as a run worker or the CLI does.
+AT_EXIT = """
+import atexit, gc, sys
+atexit.register(lambda: print("frozen at exit:", gc.get_freeze_count() > 0, flush=True))
+from dagster import DagsterInstance
+with DagsterInstance.from_config(sys.argv[1]) as instance:
+    instance.get_runs(limit=1)
+print("frozen before exit:", gc.get_freeze_count() > 0, flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("value", "frozen"), [(None, True), ("3000,5,50", True), ("python", False)]
+)
+def test_a_tuned_process_skips_the_last_collection_at_exit(tmp_path, value, frozen):
+    write_instance_yaml(DEV_INSTANCE_FILE, tmp_path)
+    done = fresh_python(AT_EXIT, str(tmp_path), env={ENV_VAR: value} if value else None)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    # Nothing is frozen while the process works; only at exit, unless CPython's way was asked.
+    assert "frozen before exit: False" in lines
+    assert lines[-1] == f"frozen at exit: {frozen}"
