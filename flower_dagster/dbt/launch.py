@@ -119,7 +119,12 @@ class ForkedDbt:
         self.args = list(args)
         self.returncode: int | None = None
         read_end, write_end = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:  # no memory or process slot for a child: the caller starts dbt anew
+            os.close(read_end)
+            os.close(write_end)
+            raise
         if pid == 0:  # the child: never returns
             os.close(read_end)
             _run_dbt(self.args, dict(env), str(cwd), write_end)
