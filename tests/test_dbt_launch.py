@@ -118,8 +118,7 @@ signal.signal(signal.SIGINT, lambda *_: None)
 signal.signal(signal.SIGTERM, lambda *_: None)
 project = sys.argv[1]
 dbt = os.path.join(os.path.dirname(sys.executable), "dbt")
-env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_PROFILES_DIR": project,
-       "PYTHONUNBUFFERED": "1"}  # as dagster-dbt sets it: a new dbt's lines arrive as written
+env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_PROFILES_DIR": project}
 def run(kind, args, interrupt=False):
     command = [dbt, *args]
     if kind == "fork":
