@@ -181,56 +181,6 @@ def test_a_forked_dbt_answers_as_a_new_dbt_process_and_stops_on_sigint(tmp_path:
         assert not any("resource_tracker" in line for line in spin["out"]), spin["out"]
 
 
-# Makes os.fork fail as it does without memory or a free process slot, then asks for a dbt
-# command: ForkedDbt gives the error back and leaves no pipe open; the invocation starts a new
-# dbt process instead and says why.
-FORK_FAILS = """
-import errno, json, logging, os, sys, tempfile
-from pathlib import Path
-from dagster_dbt import DagsterDbtTranslator
-from packaging.version import Version
-from flower_dagster.dbt.assets import FlowerDbtCliInvocation
-from flower_dagster.dbt.launch import ForkedDbt
-said = []
-handler = logging.Handler()
-handler.emit = lambda record: said.append(record.getMessage())
-logging.getLogger("dagster").addHandler(handler)
-def no_fork():
-    raise OSError(errno.ENOMEM, "Cannot allocate memory")
-os.fork = no_fork
-dbt = os.path.join(os.path.dirname(sys.executable), "dbt")
-fds = len(os.listdir("/proc/self/fd"))
-try:
-    ForkedDbt([dbt, "--version"], dict(os.environ), ".")
-    raised = None
-except OSError as error:
-    raised = error.errno
-fds_left = len(os.listdir("/proc/self/fd")) - fds
-folder = Path(tempfile.mkdtemp())
-invocation = FlowerDbtCliInvocation.run(
-    args=[dbt, "--version"], env=dict(os.environ), manifest={},
-    dagster_dbt_translator=DagsterDbtTranslator(), project_dir=folder,
-    target_path=folder / "target", raise_on_error=False, context=None, adapter=None,
-    cli_version=Version("1.11.0"),
-)
-output = invocation.process.stdout.read().decode()
-print(json.dumps({"raised": raised, "fds_left": fds_left,
-                  "code": invocation.process.wait(), "version": "Core:" in output,
-                  "said": [line for line in said if "Running dbt command" in line]}))
-"""
-
-
-def test_when_the_fork_fails_dbt_starts_as_a_new_process_and_says_why():
-    done = fresh_python(FORK_FAILS, unset=(ENV_VAR,))
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["raised"] == 12 and result["fds_left"] == 0
-    assert result["code"] == 0 and result["version"]
-    (said,) = result["said"]
-    assert "started as a new process, pid" in said
-    assert "the fork failed ([Errno 12] Cannot allocate memory)" in said
-
-
 def _materialize(warehouse: Warehouse, day: str, choice: str | None) -> str:
     env = {**os.environ, "DAGSTER_HOME": str(warehouse.dagster_home)}
     env.pop(ENV_VAR, None)

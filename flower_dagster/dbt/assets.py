@@ -13,7 +13,6 @@ blocking asset check `inputs_complete` (the source check), evaluated before dbt 
 # No `from __future__ import annotations` here: Dagster inspects the `context` annotation.
 import os
 import shutil
-import subprocess
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from functools import cached_property, partial
@@ -399,19 +398,7 @@ class FlowerDbtCliInvocation(DbtCliInvocation):
         dbt_project: DbtProject | None = None,
     ) -> DbtCliInvocation:
         copy_partial_parse(project_dir, target_path)
-        process: ForkedDbt | subprocess.Popen[bytes]
-        fork_failed: OSError | None = None
-        try:
-            process = ForkedDbt(args, env, project_dir)
-        except OSError as error:  # no memory or process slot for a fork: as dagster-dbt does
-            fork_failed = error
-            process = subprocess.Popen(
-                args=list(args),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=project_dir,
-            )
+        process = ForkedDbt(args, env, project_dir)
         invocation = cls(
             process=process,  # type: ignore[arg-type] - Popen's interface, see ForkedDbt
             manifest=manifest,
@@ -424,12 +411,10 @@ class FlowerDbtCliInvocation(DbtCliInvocation):
             adapter=adapter,
             cli_version=cli_version,
         )
-        how = (
-            f"started as a fork of this process, pid {process.pid}"
-            if fork_failed is None
-            else f"started as a new process, pid {process.pid}: the fork failed ({fork_failed})"
+        get_dagster_logger().info(
+            f"Running dbt command: `{invocation.dbt_command}` "
+            f"(started as a fork of this process, pid {process.pid})."
         )
-        get_dagster_logger().info(f"Running dbt command: `{invocation.dbt_command}` ({how}).")
         return invocation
 
 

@@ -119,12 +119,7 @@ class ForkedDbt:
         self.args = list(args)
         self.returncode: int | None = None
         read_end, write_end = os.pipe()
-        try:
-            pid = os.fork()
-        except OSError:  # no memory or process slot for a child: the caller starts dbt anew
-            os.close(read_end)
-            os.close(write_end)
-            raise
+        pid = os.fork()
         if pid == 0:  # the child: never returns
             os.close(read_end)
             _run_dbt(self.args, dict(env), str(cwd), write_end)
