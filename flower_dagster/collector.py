@@ -38,6 +38,7 @@ import atexit
 import gc
 import os
 from collections.abc import Mapping
+from functools import cache
 
 from flower_dagster.errors import SettingsError
 
@@ -77,12 +78,7 @@ def tune_collector(environ: Mapping[str, str] | None = None) -> Thresholds:
     return first, second, third
 
 
-_exit_freeze_registered = False
-
-
+@cache
 def _freeze_at_exit() -> None:
     """Have the interpreter's shutdown skip its last full collection (see the module), once."""
-    global _exit_freeze_registered
-    if not _exit_freeze_registered:
-        atexit.register(gc.freeze)
-        _exit_freeze_registered = True
+    atexit.register(gc.freeze)
