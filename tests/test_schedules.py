@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from dagster import AssetKey, DagsterInstance, DefaultScheduleStatus, build_schedule_context
+from dagster import (
+    AssetKey,
+    DagsterInstance,
+    DagsterRunStatus,
+    DefaultScheduleStatus,
+    build_schedule_context,
+)
+from dagster._core.workspace.context import WorkspaceProcessContext
+from dagster._core.workspace.load_target import ModuleTarget
+from dagster._scheduler.scheduler import launch_scheduled_runs
 
 from flower_dagster.dbt.models import NodeGrain
 from flower_dagster.defs.dbt import dbt_definitions
 from flower_dagster.partitions import Grain
-from flower_dagster.schedules import clock_driven_models, schedule_name
+from flower_dagster.schedules import clock_driven_models, describe, schedule_name
 from flower_dagster.settings import Environment, load_settings
+from tests.conftest import make_instance
 
 SEOUL = ZoneInfo("Asia/Seoul")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -23,14 +34,22 @@ pytestmark = pytest.mark.slow
 
 
 def _tick(defs, name: str, at: datetime) -> list[tuple[str | None, set[AssetKey]]]:
+    """What one tick of the schedule asks for: (partition, models), with the partition checked
+    against the selected models' partitions by Dagster (as the scheduler daemon does)."""
     schedule = defs.get_schedule_def(name)
     with DagsterInstance.ephemeral() as instance:
         result = schedule.evaluate_tick(
-            build_schedule_context(instance=instance, scheduled_execution_time=at)
+            build_schedule_context(
+                instance=instance,
+                scheduled_execution_time=at,
+                repository_def=defs.get_repository_def(),
+            )
         )
-    job = defs.resolve_job_def(f"{name}_job")
-    keys = set(job.asset_layer.executable_asset_keys)
-    return [(request.partition_key, keys) for request in result.run_requests or []]
+    requests = result.run_requests or []
+    for request in requests:
+        assert request.tags["dagster/partition"] == request.partition_key
+        assert request.run_key == request.partition_key
+    return [(r.partition_key, set(r.asset_selection or ())) for r in requests]
 
 
 @pytest.mark.parametrize("hour", [5, 7, 8])
@@ -96,12 +115,11 @@ def test_the_hourly_schedule_runs_the_hour_that_has_just_closed(warehouse):
         ("2024-03-01-09:00", hourly)
     ]
     # The daily roll-up of those hours is not clock-driven: the repair rule builds it.
+    at = datetime(2024, 3, 1, 10, tzinfo=SEOUL)
     assert not any(
-        AssetKey("agg_daily_traffic") in job_keys
+        AssetKey("agg_daily_traffic") in keys
         for s in defs.schedules or []
-        for job_keys in [
-            set(defs.resolve_job_def(f"{s.name}_job").asset_layer.executable_asset_keys)
-        ]
+        for _, keys in _tick(defs, s.name, at)
     )
 
 
@@ -140,3 +158,72 @@ def test_only_models_fed_by_sources_are_clock_driven_and_a_model_can_take_its_ow
     }
     assert schedule_name(Grain.DAILY, 5, "Asia/Seoul") == "daily_models_0500_kst"
     assert schedule_name(Grain.HOURLY, None, "Asia/Seoul") == "hourly_models_every_hour_kst"
+
+
+def test_the_scheduler_daemon_queues_a_run_of_the_closed_day_for_the_clock_driven_models(
+    warehouse, tmp_path
+):
+    """Dagster's scheduler, as `dagster-daemon` runs it, against a real code server process:
+    the schedule's tick becomes a queued run of the asset job for yesterday (in Seoul) with
+    exactly the clock-driven daily models, and a tick that has run is not run twice."""
+    instance = make_instance(tmp_path / "home")
+    target = ModuleTarget(
+        module_name="flower_dagster.definitions",
+        attribute=None,
+        working_directory=None,
+        location_name="flower_dagster",
+    )
+    # The schedule is started now; the daemon's clock is moved to just after its next tick.
+    now = datetime.now(UTC)
+    tick = (now.astimezone(SEOUL) + timedelta(days=1)).replace(hour=7, minute=0, second=0)
+    if tick - timedelta(days=1) > now:
+        tick -= timedelta(days=1)
+    with WorkspaceProcessContext(instance, target) as context:
+        location = next(iter(context.create_request_context().get_code_location_entries().values()))
+        assert location.load_error is None, location.load_error
+        repository = location.code_location.get_repository("__repository__")
+        schedule = repository.get_schedule("daily_models_0700_kst")
+        assert schedule.job_name == "__ASSET_JOB"
+        instance.start_schedule(schedule)
+        for end in (tick + timedelta(minutes=1), tick + timedelta(minutes=2)):
+            list(
+                launch_scheduled_runs(
+                    context, logging.getLogger("scheduler"), end.astimezone(UTC), {}
+                )
+            )
+    (run,) = instance.get_runs()
+    assert run.job_name == "__ASSET_JOB"
+    assert run.status == DagsterRunStatus.QUEUED
+    assert run.asset_selection == {AssetKey("fct_orders"), AssetKey("fct_sessions")}
+    assert run.tags["dagster/partition"] == (tick.date() - timedelta(days=1)).isoformat()
+    assert run.tags["dagster/schedule_name"] == "daily_models_0700_kst"
+    instance.dispose()
+
+
+def test_a_schedule_skips_until_its_first_partition_has_closed(warehouse):
+    settings = load_settings({**_env(warehouse), "FLOWER_PARTITION_START": "2024-01-01"})
+    defs = dbt_definitions(settings)
+    schedule = defs.get_schedule_def("daily_models_0700_kst")
+    with DagsterInstance.ephemeral() as instance:
+        result = schedule.evaluate_tick(
+            build_schedule_context(
+                instance=instance,
+                scheduled_execution_time=datetime(2024, 1, 1, 7, tzinfo=SEOUL),
+                repository_def=defs.get_repository_def(),
+            )
+        )
+    assert not result.run_requests
+    assert result.skip_message == (
+        "No partition has closed yet: partitions start on 2024-01-01 "
+        "(partitions.start in flower.yaml)."
+    )
+
+
+def test_a_description_names_five_models_and_counts_the_rest():
+    names = [f"m{i}" for i in range(7)]
+    assert describe(Grain.DAILY, 7, "Asia/Seoul", names[:2]) == (
+        "Runs m0, m1 for the day that has just closed, at 07:00 Asia/Seoul."
+    )
+    assert describe(Grain.HOURLY, None, "UTC", names) == (
+        "Runs m0, m1, m2, m3, m4 and 2 more for the hour that has just closed, every hour UTC."
+    )
