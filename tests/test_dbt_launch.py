@@ -109,9 +109,12 @@ def test_dbt_is_forked_only_without_other_threads_or_duckdb():
 # Runs dbt commands in a fresh interpreter (a run worker's state: dagster-dbt imported, Dagster's
 # own SIGINT/SIGTERM handlers stood in for by ones that swallow the signal), as a fork and as a new
 # process, and prints what each gave: exit code and output. The last command spins in DuckDB
-# until SIGINT arrives, which the parent sends once dbt has started.
+# until SIGINT arrives, which the parent sends once dbt has started, and again every second until
+# dbt has closed its output: a new dbt process, too, sometimes lets the first SIGINT pass while
+# DuckDB starts the query (about one run in seven here). A child that kept the parent's handler
+# would swallow every one.
 COMMANDS = """
-import json, os, signal, subprocess, sys, time
+import json, os, signal, subprocess, sys, threading, time
 import dagster_dbt
 from flower_dagster.dbt.launch import ForkedDbt
 signal.signal(signal.SIGINT, lambda *_: None)
@@ -123,17 +126,27 @@ env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_PROFILES_DI
 def run(kind, args, interrupt=False):
     command = [dbt, *args]
     if kind == "fork":
+        sys.stdout.write("unflushed-parent-line\\n")  # block-buffered: stdout is a pipe here
         process = ForkedDbt(command, env, project)
     else:
         process = subprocess.Popen(command, env=env, cwd=project, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT)
-    lines = []
+    lines, closed, sent = [], threading.Event(), []
+    def interrupt_until_closed():
+        while len(sent) < 30 and not closed.wait(1):  # not reaped before its output closes
+            os.kill(process.pid, signal.SIGINT)
+            sent.append(1)
+        if not closed.wait(5):
+            os.kill(process.pid, signal.SIGKILL)  # it swallowed them all: fail, do not hang
+    interrupter = threading.Thread(target=interrupt_until_closed)
     for raw in process.stdout:
         lines.append(raw.decode(errors="replace").rstrip())
-        if interrupt and "spinning" in lines[-1]:
-            time.sleep(1)
-            process.send_signal(signal.SIGINT)
-    return {"code": process.wait(timeout=120), "out": lines}
+        if interrupt and "spinning" in lines[-1] and not interrupter.is_alive():
+            interrupter.start()
+    closed.set()
+    if interrupt:
+        interrupter.join()
+    return {"code": process.wait(timeout=120), "out": lines, "sigints": len(sent)}
 out = {}
 for kind in ("fork", "exec"):
     out[kind] = {"version": run(kind, ["--version"]), "unknown": run(kind, ["no-such-command"]),
@@ -165,7 +178,10 @@ def test_a_forked_dbt_answers_as_a_new_dbt_process_and_stops_on_sigint(tmp_path:
         """)
     )
     (project / "macros" / "spin.sql").write_text(SPIN_MACRO)
-    done = fresh_python(COMMANDS, str(project), unset=(ENV_VAR,), timeout=600)
+    # Without PYTHONUNBUFFERED the parent's stdout (a pipe) is block-buffered, as a run
+    # worker's may be: the forked dbt's lines must still arrive as written (else no SIGINT is
+    # sent and this hangs), and what the parent had not flushed must not reach dbt's output.
+    done = fresh_python(COMMANDS, str(project), unset=(ENV_VAR, "PYTHONUNBUFFERED"), timeout=600)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     fork, new = result["fork"], result["exec"]
@@ -177,9 +193,11 @@ def test_a_forked_dbt_answers_as_a_new_dbt_process_and_stops_on_sigint(tmp_path:
     # does not keep the parent's handler, which swallows it.
     for spin in (fork["spin"], new["spin"]):
         assert any("spinning" in line for line in spin["out"]), spin["out"]
+        assert 1 <= spin["sigints"] <= 10, spin
         assert spin["code"] != 0, spin["out"]
         assert any("interrupted" in line.lower() for line in spin["out"]), spin["out"]
         assert not any("resource_tracker" in line for line in spin["out"]), spin["out"]
+    assert not any("unflushed-parent-line" in x for run in fork.values() for x in run["out"])
 
 
 # Makes os.fork fail as it does without memory or a free process slot, then asks for a dbt

@@ -119,6 +119,9 @@ class ForkedDbt:
         self.args = list(args)
         self.returncode: int | None = None
         read_end, write_end = os.pipe()
+        # What this process has written but not flushed would otherwise be copied into the
+        # child, and reach dbt's output when the child flushes it (multiprocessing does the same).
+        _flush(sys.stdout, sys.stderr)
         try:
             pid = os.fork()
         except OSError:  # no memory or process slot for a child: the caller starts dbt anew
@@ -188,6 +191,12 @@ def _run_dbt(args: list[str], env: dict[str, str], cwd: str, pipe: int) -> NoRet
         os.environ.update(env)
         sys.stdout = _text_stream(1)
         sys.stderr = _text_stream(2)
+        # Objects made before the fork may still hold the interpreter's own streams (now on the
+        # pipe too): each line of theirs goes out as written, as dagster-dbt's PYTHONUNBUFFERED
+        # makes a new dbt's do, instead of waiting in a buffer that fills at 8 KB.
+        for stream in (sys.__stdout__, sys.__stderr__):
+            with contextlib.suppress(Exception):
+                stream.reconfigure(line_buffering=True, write_through=True)  # type: ignore[union-attr]
         sys.argv = list(args)
         _drop_log_handlers()
         from dbt.cli.main import cli
@@ -236,9 +245,13 @@ def _finalize_child() -> None:
         with contextlib.suppress(Exception):
             mp_util._run_finalizers(0)
             mp_util._run_finalizers()
-    for stream in (sys.stdout, sys.stderr):
+    _flush(sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)
+
+
+def _flush(*streams: IO[str] | None) -> None:
+    for stream in streams:
         with contextlib.suppress(Exception):
-            stream.flush()
+            stream.flush()  # type: ignore[union-attr]
 
 
 def _text_stream(fd: int) -> io.TextIOWrapper:
