@@ -34,11 +34,13 @@ Both also write a run's events with fewer round trips. A run of N partitions rec
 Dagster writes each alone, in its own transactions (on SQLite: one in the run's file and one in
 `index.db`, each a commit), unless `DAGSTER_EVENT_BATCH_SIZE` is a positive number: then it
 hands the storage a run's planned events together, and the materializations it makes from one
-step output (flower-dagster's dbt steps record their partitions themselves, one event each).
-Loading either storage sets it to `EVENT_BATCH_SIZE` in its process when it is unset (`0` turns
-batches off); the SQLite storage writes a batch in one transaction per file, dagster-postgres's
-its materializations in one statement. And both keep the answers to the schema questions
-Dagster's event log asks at every asset event (`_KnownSchema`).
+step output (flower-dagster's dbt steps log their per-partition materializations as such a batch
+too: `logged_as_one_batch` in flower_dagster/dbt/run.py). Loading either storage sets it to
+`EVENT_BATCH_SIZE` in its process when it is unset (`0` turns batches off); the SQLite storage
+writes a batch in one transaction per file, dagster-postgres's its materializations in one
+statement. Both keep the answers to the schema questions Dagster's event log asks at every
+asset event (`_KnownSchema`), and record a planned asset check's partitions with the event
+serialized once, not once per partition (`_PlannedChecksSerializedOnce`).
 """
 
 from __future__ import annotations
@@ -65,10 +67,15 @@ from dagster._core.errors import DagsterInvariantViolationError
 from dagster._core.event_api import AssetEventType
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, EVENT_TYPE_TO_PIPELINE_RUN_STATUS
 from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.base_storage import DagsterStorage
 from dagster._core.storage.config import pg_config
 from dagster._core.storage.event_log.base import AssetEventSummaryRecord
-from dagster._core.storage.event_log.schema import AssetKeyTable, SqlEventLogStorageTable
+from dagster._core.storage.event_log.schema import (
+    AssetCheckExecutionsTable,
+    AssetKeyTable,
+    SqlEventLogStorageTable,
+)
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
@@ -90,7 +97,7 @@ from dagster_postgres.utils import (
     get_token_provider_from_config,
     pg_url_from_config,
 )
-from dagster_shared.serdes import deserialize_value
+from dagster_shared.serdes import deserialize_value, serialize_value
 from sqlalchemy.pool import NullPool, QueuePool
 
 from flower_dagster.collector import tune_collector
@@ -319,6 +326,38 @@ class _PreparedAssetQueries:
         ]
 
 
+class _PlannedChecksSerializedOnce:
+    """Dagster's `_store_asset_check_evaluation_planned`: one `asset_check_executions` row per
+    planned partition, each holding the planned event, which Dagster serializes again for every
+    row (365 times for a check of a year's range, twice per run for a model with two tests).
+    The rows are the same; the event is serialized once."""
+
+    def _store_asset_check_evaluation_planned(
+        self, event: EventLogEntry, event_id: int | None
+    ) -> None:
+        dagster_event = event.dagster_event
+        assert dagster_event is not None
+        planned = dagster_event.asset_check_planned_data
+        partition_keys = (
+            planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
+        )
+        common = {
+            "asset_key": planned.asset_key.to_string(),
+            "check_name": planned.check_name,
+            "run_id": event.run_id,
+            "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
+            "evaluation_event": serialize_value(event),
+            "evaluation_event_timestamp": self._event_insert_timestamp(event),  # type: ignore[attr-defined]
+            "evaluation_event_storage_id": event_id,
+        }
+        with self.index_connection() as conn:  # type: ignore[attr-defined]
+            conn.execute(
+                AssetCheckExecutionsTable.insert().values(
+                    [{**common, "partition": partition_key} for partition_key in partition_keys]
+                )
+            )
+
+
 class _KnownSchema:
     """Schema questions answered once. At every asset event Dagster's event log asks whether the
     tags table exists (`has_table`; on SQLite through a new engine and connection each time)
@@ -349,7 +388,11 @@ class PooledPostgresRunStorage(_Pooled, PostgresRunStorage):
 
 
 class PooledPostgresEventLogStorage(
-    _Pooled, _KnownSchema, _PreparedAssetQueries, PostgresEventLogStorage
+    _Pooled,
+    _KnownSchema,
+    _PreparedAssetQueries,
+    _PlannedChecksSerializedOnce,
+    PostgresEventLogStorage,
 ):
     """dagster-postgres's event log storage on a connection pool."""
 
@@ -504,7 +547,9 @@ class PooledSqliteScheduleStorage(_KeptEngine, SqliteScheduleStorage):
     """Dagster's SQLite schedule storage (`schedules.db`: ticks, cursors) on a kept engine."""
 
 
-class PooledSqliteEventLogStorage(_KnownSchema, _PreparedAssetQueries, SqliteEventLogStorage):
+class PooledSqliteEventLogStorage(
+    _KnownSchema, _PreparedAssetQueries, _PlannedChecksSerializedOnce, SqliteEventLogStorage
+):
     """Dagster's SQLite event log (one file per run, `index.db` for assets) on kept engines."""
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):

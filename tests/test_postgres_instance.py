@@ -244,6 +244,40 @@ def test_the_prepared_asset_queries_answer_as_dagster_postgres_own_after_a_wipe(
     )
 
 
+def test_a_planned_check_of_a_range_is_recorded_as_dagster_postgres_records_it(instance):
+    """The rows of a partitioned check planned over three partitions, written by the pooled
+    storage (the event serialized once), then, deleted, by dagster-postgres's own method from
+    the same event: the same rows."""
+    import sqlalchemy
+    from dagster import materialize
+    from dagster._core.events import DagsterEventType
+    from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable as table
+    from dagster_postgres.event_log import PostgresEventLogStorage
+
+    from tests.test_sqlite_storage import DAYS, RANGE_TAGS, daily_totals, daily_totals_each_day
+
+    result = materialize([daily_totals, daily_totals_each_day], instance=instance, tags=RANGE_TAGS)
+    storage = instance.event_log_storage
+    (record,) = storage.get_records_for_run(
+        result.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED
+    ).records
+    columns = [c for c in table.c if c.name not in ("id", "create_timestamp")]
+    planned_rows = (table.c.run_id == result.run_id) & (table.c.execution_status == "PLANNED")
+
+    def rows() -> list:
+        with storage.index_connection() as conn:
+            return sorted(conn.execute(sqlalchemy.select(*columns).where(planned_rows)).fetchall())
+
+    ours = rows()
+    assert sorted(row.partition for row in ours) == DAYS
+    with storage.index_connection() as conn:
+        conn.execute(table.delete().where(planned_rows))
+    PostgresEventLogStorage._store_asset_check_evaluation_planned(
+        storage, record.event_log_entry, record.storage_id
+    )
+    assert rows() == ours
+
+
 def test_a_repair_reruns_its_week_and_month_on_postgres(own_warehouse, instance, server):
     automation = Automation(own_warehouse.defs, instance)
     assert automation.tick() == {}

@@ -34,7 +34,9 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
+from dagster_shared.serdes import serialize_value
 
+import flower_dagster.storage as storage_module
 from flower_dagster.errors import SettingsError
 from flower_dagster.storage import (
     DEV_INSTANCE_FILE,
@@ -67,6 +69,11 @@ def daily_totals() -> MaterializeResult:
 
 @asset_check(asset=daily_totals)
 def daily_totals_positive() -> AssetCheckResult:
+    return AssetCheckResult(passed=True)
+
+
+@asset_check(asset=daily_totals, partitions_def=DailyPartitionsDefinition("2024-01-01"))
+def daily_totals_each_day() -> AssetCheckResult:
     return AssetCheckResult(passed=True)
 
 
@@ -299,6 +306,40 @@ def test_a_batch_is_stored_exactly_as_dagster_stores_its_events_one_by_one(tmp_p
     assert expected["index.db/asset_check_executions"]
     assert len(expected[f"{result.run_id}.db/event_logs"]) == len(events)
     assert _tables(tmp_path / "batched") == expected
+
+
+def test_a_planned_check_of_a_range_is_recorded_as_dagsters_storage_records_it(
+    tmp_path, monkeypatch
+):
+    """A partitioned check planned over three partitions: one `asset_check_executions` row per
+    partition, as Dagster's storage writes them (it serializes the event for each row, the
+    pooled storage once)."""
+    with pooled(tmp_path / "home") as instance:
+        result = materialize(
+            [daily_totals, daily_totals_each_day], instance=instance, tags=RANGE_TAGS
+        )
+        events = instance.all_logs(result.run_id)
+    (planned,) = [
+        e for e in events if e.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED
+    ]
+    subset = planned.dagster_event.asset_check_planned_data.partitions_subset
+    assert subset is not None and sorted(subset.get_partition_keys()) == DAYS
+    ours = PooledSqliteEventLogStorage(str(tmp_path / "ours"))
+    dagsters = SqliteEventLogStorage(str(tmp_path / "dagsters"))
+    serialized = []
+    monkeypatch.setattr(
+        storage_module, "serialize_value", lambda v: serialized.append(v) or serialize_value(v)
+    )
+    for event in events:
+        ours.store_event(event)
+        dagsters.store_event(event)
+    assert serialized == [planned]  # once for the three rows
+    ours.dispose()
+    dagsters.dispose()
+    expected = _tables(tmp_path / "dagsters")
+    rows = expected["index.db/asset_check_executions"]
+    assert sorted(row[3] for row in rows if "PLANNED" in row) == DAYS  # (id, key, name, partition
+    assert _tables(tmp_path / "ours") == expected
 
 
 def test_a_range_run_records_its_partitions_in_a_transaction_per_batch(tmp_path, monkeypatch):
