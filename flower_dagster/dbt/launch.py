@@ -121,7 +121,7 @@ class ForkedDbt:
         read_end, write_end = os.pipe()
         # What this process has written but not flushed would otherwise be copied into the
         # child, and reach dbt's output when the child flushes it (multiprocessing does the same).
-        _flush(sys.stdout, sys.stderr)
+        _flush(sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)
         try:
             pid = os.fork()
         except OSError:  # no memory or process slot for a child: the caller starts dbt anew
