@@ -75,7 +75,7 @@ class Plan:
     partition_run_repeats: int = 2
     partition_run_repeats_vars: int = 2
     backfill_models: int = 200
-    backfill_repeats: int = 2
+    backfill_repeats: int = 3
     precision_trials: int = 16
     lint_models: int = 1000
     lint_runs: int = 3
