@@ -45,6 +45,8 @@ LATE_DATA_SENSOR_NAME = "late_daily_partitions"
 LATE_CHECK_NAME = "freshness_check"
 # How often the sensor looks whether a deadline has passed.
 LATE_DATA_SENSOR_INTERVAL_SECONDS = 60
+# At most this many models' checks in one check definition (see `late_data_checks`).
+CHECKS_PER_DEFINITION = 100
 
 
 def batch_hours(grains: Mapping[str, NodeGrain], default_hour: int) -> dict[str, int]:
@@ -92,20 +94,31 @@ def deadlines(
 def late_data_checks(
     settings: Settings, grains: Mapping[str, NodeGrain], asset_keys: Mapping[str, AssetKey]
 ) -> list[AssetChecksDefinition]:
-    """One freshness check per daily model, grouped by deadline (one definition per hour)."""
+    """One freshness check per daily model, grouped by deadline, in definitions of at most
+    `CHECKS_PER_DEFINITION` checks.
+
+    Dagster's builder makes one definition of all the assets it is given, which reads every one
+    of them. Building a job over the graph (at every load of the code location), Dagster looks
+    through all of a definition's checks again for each asset it reads: 1,500 daily models in
+    one definition cost it 2.25 million steps (0.2 s of every load at 3,000 models), in
+    definitions of 100 a fifteenth of that. The checks, their names and deadlines are the same.
+    """
     checks: list[AssetChecksDefinition] = []
     for deadline, uids in deadlines(
         grains, settings.schedule_hour, settings.late_after_hours
     ).items():
-        with _superseded_is_intended():
-            checks.extend(
-                build_time_partition_freshness_checks(
-                    assets=[asset_keys[uid] for uid in uids],
-                    deadline_cron=f"0 {deadline} * * *",
-                    timezone=settings.timezone,
-                    severity=AssetCheckSeverity.ERROR,
+        for first in range(0, len(uids), CHECKS_PER_DEFINITION):
+            with _superseded_is_intended():
+                checks.extend(
+                    build_time_partition_freshness_checks(
+                        assets=[
+                            asset_keys[uid] for uid in uids[first : first + CHECKS_PER_DEFINITION]
+                        ],
+                        deadline_cron=f"0 {deadline} * * *",
+                        timezone=settings.timezone,
+                        severity=AssetCheckSeverity.ERROR,
+                    )
                 )
-            )
     return checks
 
 

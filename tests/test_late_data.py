@@ -13,7 +13,13 @@ from dagster._core.test_utils import freeze_time
 from flower_dagster.dbt.models import NodeGrain
 from flower_dagster.defs.dbt import dbt_definitions
 from flower_dagster.errors import SettingsError
-from flower_dagster.late_data import LATE_CHECK_NAME, LATE_DATA_SENSOR_NAME, deadlines
+from flower_dagster.late_data import (
+    CHECKS_PER_DEFINITION,
+    LATE_CHECK_NAME,
+    LATE_DATA_SENSOR_NAME,
+    deadlines,
+    late_data_checks,
+)
 from flower_dagster.partitions import Grain
 from flower_dagster.settings import Environment, load_settings
 from tests.conftest import Warehouse, make_instance
@@ -76,6 +82,26 @@ def test_the_settings_refuse_a_batch_hour_whose_deadline_passes_midnight():
         "FLOWER_SCHEDULE_HOUR is 22 and FLOWER_LATE_AFTER_HOURS is 3: the late-data deadline "
         "would pass midnight; allowed: hour + late_after_hours of at most 23"
     )
+
+
+def test_many_daily_models_get_their_checks_in_definitions_of_bounded_size():
+    # 250 models due at 10:00 and 30 due at 12:00 (batch hour 9), with the default allowance.
+    nodes = [_node(f"m{i:03d}", Grain.DAILY) for i in range(250)]
+    nodes += [_node(f"n{i:02d}", Grain.DAILY, hour=9) for i in range(30)]
+    grains = _grains(*nodes)
+    keys = {uid: AssetKey(node.name) for uid, node in grains.items()}
+    settings = load_settings({"FLOWER_SCHEDULE_HOUR": "7", "FLOWER_LATE_AFTER_HOURS": "3"})
+    definitions = late_data_checks(settings, grains, keys)
+    sizes = sorted(len(d.check_keys) for d in definitions)
+    assert sizes == [30, 50, CHECKS_PER_DEFINITION, CHECKS_PER_DEFINITION]
+    checked = [key for d in definitions for key in d.check_keys]
+    assert len(checked) == len(set(checked)) == 280
+    assert {key.name for key in checked} == {LATE_CHECK_NAME}
+    assert {key.asset_key for key in checked} == set(keys.values())
+    # Each definition keeps to one deadline: the models of one batch hour.
+    for definition in definitions:
+        assert len({key.asset_key.path[0][0] for key in definition.check_keys}) == 1
+    assert len({d.node_def.name for d in definitions}) == len(definitions)
 
 
 def _settings(warehouse: Warehouse, **environment):
