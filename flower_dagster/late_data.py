@@ -100,8 +100,9 @@ def late_data_checks(
     Dagster's builder makes one definition of all the assets it is given, which reads every one
     of them. Building a job over the graph (at every load of the code location), Dagster looks
     through all of a definition's checks again for each asset it reads: 1,500 daily models in
-    one definition cost it 2.25 million steps (0.2 s of every load at 3,000 models), in
-    definitions of 100 a fifteenth of that. The checks, their names and deadlines are the same.
+    one definition cost it 2.25 million steps, in definitions of 100 a fifteenth of that (about
+    0.1 s less of every load at 3,000 models). The checks, their names, deadlines and sensor
+    are the same.
     """
     checks: list[AssetChecksDefinition] = []
     for deadline, uids in deadlines(

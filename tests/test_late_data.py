@@ -98,7 +98,7 @@ def test_many_daily_models_get_their_checks_in_definitions_of_bounded_size():
     assert len(checked) == len(set(checked)) == 280
     assert {key.name for key in checked} == {LATE_CHECK_NAME}
     assert {key.asset_key for key in checked} == set(keys.values())
-    # Each definition keeps to one deadline: the models of one batch hour.
+    # Each definition keeps to one deadline: only m-models (10:00) or only n-models (12:00).
     for definition in definitions:
         assert len({key.asset_key.path[0][0] for key in definition.check_keys}) == 1
     assert len({d.node_def.name for d in definitions}) == len(definitions)
