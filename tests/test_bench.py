@@ -235,9 +235,9 @@ def test_goals_say_what_is_met():
     assert rows["precision and recall 1.0"]["met"]
 
 
-def test_the_rule_beats_eager_only_if_it_does_on_each_storage_too():
-    """As each ships (the rule on flower-dagster's storage, eager() on Dagster's) and each pair
-    on the same storage: a faster storage alone does not meet the goal."""
+def test_the_rule_beats_eager_as_each_ships_and_on_flower_dagsters_storage():
+    """As each ships (the rule on flower-dagster's storage, eager() on Dagster's) and the two
+    conditions on flower-dagster's storage: a faster storage alone does not meet the goal."""
 
     def timed(after: float) -> dict:
         ticks = {t: {"median": 1.0, "runs": [1.0]} for t in ("first", "steady")}
@@ -263,11 +263,19 @@ def test_the_rule_beats_eager_only_if_it_does_on_each_storage_too():
     met = goal(rule=10.0, eager=28.0, rule_stock=20.0, eager_flower=12.0)
     assert met["met"]
     assert met["result"] == (
-        "10.0 s vs 28.0 s; 20.0 s vs 28.0 s (both on Dagster's SQLite storage); "
-        "10.0 s vs 12.0 s (both on flower-dagster's)"
+        "10.0 s vs 28.0 s; 20.0 s vs 28.0 s (both on Dagster's SQLite storage, for "
+        "information); 10.0 s vs 12.0 s (both on flower-dagster's)"
     )
-    assert not goal(rule=10.0, eager=28.0, rule_stock=30.0, eager_flower=12.0)["met"]
+    # On Dagster's storage the conditions are shown, not compared: connections dominate there.
+    slower_on_dagsters = goal(rule=10.0, eager=28.0, rule_stock=30.0, eager_flower=12.0)
+    assert slower_on_dagsters["met"]
+    assert (
+        "30.0 s vs 28.0 s (both on Dagster's SQLite storage, for information)"
+        in (slower_on_dagsters["result"])
+    )
+    # The storage alone does not meet it: the rule must beat eager() on flower-dagster's.
     assert not goal(rule=10.0, eager=28.0, rule_stock=20.0, eager_flower=9.0)["met"]
+    assert not goal(rule=30.0, eager=28.0, rule_stock=20.0, eager_flower=40.0)["met"]
     text = render_markdown(_results())
     assert "| 1,000 | flower repair rule | flower-dagster's (make dev) |" in text
 
