@@ -107,8 +107,8 @@ def goal_rows(results: Result) -> list[dict[str, Any]]:
         # the tick is opening connections for either condition, the two take about the same
         # time: shown, for information (see the tick section).
         pairs = [("rule", "eager", "", True)] + [
-            (r, e, f" ({text})", counts)
-            for r, e, text, counts in (
+            (r, e, f" ({text})", judged)
+            for r, e, text, judged in (
                 (
                     "rule-dagster-sqlite",
                     "eager",
@@ -126,7 +126,7 @@ def goal_rows(results: Result) -> list[dict[str, Any]]:
                 "result": "; ".join(
                     f"{seconds(after[r])} vs {seconds(after[e])}{text}" for r, e, text, _ in pairs
                 ),
-                "met": all(after[r] < after[e] for r, e, _, counts in pairs if counts),
+                "met": all(after[r] < after[e] for r, e, _, judged in pairs if judged),
             }
         )
     if "3000" in tick:
@@ -592,9 +592,9 @@ def _tick(results: Result) -> str:
             "Dagster's storage the two conditions take about the same time after updates, and "
             "either may come out ahead in a run (`make bench` of 2026-11-27: 20.1 vs 23.6 s at "
             "18:44 UTC, 21.6 vs 18.3 s at 20:44 UTC), though the rule asks the event log fewer "
-            "questions (over the three ticks at 1,000 models, about 7,250 calls against "
-            "11,430, counted at about 21:00 UTC): there most of the tick is opening a connection "
-            "for each of them (below), which hides the difference.",
+            "questions (over the three ticks at 1,000 models, about 7,250 calls to its query "
+            "methods against 11,430, counted at about 21:00 UTC): there most of the tick is "
+            "opening a connection for each of them (below), which hides the difference.",
             table(
                 [
                     "models",
