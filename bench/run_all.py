@@ -65,8 +65,6 @@ class Plan:
     tick_variants: dict[int, tuple[str, ...]] = field(
         default_factory=lambda: {1000: tuple(tick.VARIANTS), 3000: ("rule",)}
     )
-    # Repeats of a variant other than tick_repeats' (none at present).
-    tick_variant_repeats: dict[int, dict[str, int]] = field(default_factory=dict)
     # The repair rule on PostgreSQL as deployed, stock and pooled storage (one repeat each).
     tick_postgres_models: tuple[int, ...] = (1000,)
     tick_postgres_repeats: int = 1
@@ -86,11 +84,7 @@ class Plan:
 
         return (
             f"load {sizes(self.load_repeats)}; tick {sizes(self.tick_repeats)}"
-            + "".join(
-                f", {', '.join(f'{n} for {v}' for v, n in more.items())} at {m:,} models"
-                for m, more in self.tick_variant_repeats.items()
-            )
-            + " (at 3,000 models the repair rule as it ships only; on PostgreSQL "
+            " (at 3,000 models the repair rule as it ships only; on PostgreSQL "
             f"{self.tick_postgres_repeats} at "
             f"{', '.join(f'{m:,}' for m in self.tick_postgres_models) or 'no'} models); "
             "partition run "
@@ -105,7 +99,6 @@ QUICK = Plan(
     load_repeats={200: 1},
     tick_repeats={200: 1},
     tick_variants={200: ("eager", "rule")},
-    tick_variant_repeats={},
     tick_postgres_models=(),
     partition_run_models=200,
     partition_run_repeats=1,
@@ -130,7 +123,6 @@ def run_step(step: str, plan: Plan, work: Path) -> dict[str, Any]:
             plan.tick_variants,
             plan.tick_postgres_models,
             plan.tick_postgres_repeats,
-            plan.tick_variant_repeats,
         )
     if step == "backfill":
         return backfill.run(plan.backfill_models, plan.backfill_repeats, work)

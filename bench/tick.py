@@ -348,9 +348,7 @@ def run(
     variants_by_size: dict[int, Sequence[str]] | None = None,
     postgres_sizes: Sequence[int] = (),
     postgres_repeats: int = 1,
-    variant_repeats: dict[int, dict[str, int]] | None = None,
 ) -> dict[str, Any]:
-    """`variant_repeats` gives some variants of a size more repeats than `repeats` does."""
     results: dict[str, Any] = {"sizes": {}}
     for models in sizes:
         project = prepare_project(models, work)
@@ -375,7 +373,6 @@ def run(
         variants: dict[str, Any] = {}
         for variant in (variants_by_size or {}).get(models, tuple(VARIANTS)):
             condition, storage = VARIANTS[variant]
-            times = (variant_repeats or {}).get(models, {}).get(variant, repeats[models])
             result = run_child(
                 [
                     sys.executable,
@@ -386,14 +383,14 @@ def run(
                     "--storage",
                     storage,
                     "--repeats",
-                    str(times),
+                    str(repeats[models]),
                     "--template",
                     str(template),
                 ],
                 env=project.flower_env(),
             ).json_line()
             variants[variant] = _summarized(
-                {**result, "variant": variant, "repeats": times},
+                {**result, "variant": variant, "repeats": repeats[models]},
                 f"tick {models} models, {variant}",
             )
         if models in postgres_sizes:
