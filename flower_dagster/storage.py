@@ -50,7 +50,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import groupby
@@ -76,7 +76,10 @@ from dagster._core.storage.event_log.schema import (
     AssetKeyTable,
     SqlEventLogStorageTable,
 )
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    INDEX_SHARD_NAME,
+    SqliteEventLogStorage,
+)
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
 from dagster._core.storage.sqlalchemy_compat import db_result, db_select
@@ -89,6 +92,7 @@ from dagster._core.storage.sqlite_storage import (
 from dagster._serdes import ConfigurableClass, ConfigurableClassData
 from dagster._time import utc_datetime_from_naive
 from dagster._utils import mkdir_p
+from dagster._utils.concurrency import ConcurrencyClaimStatus
 from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.run_storage import PostgresRunStorage
 from dagster_postgres.schedule_storage import PostgresScheduleStorage
@@ -387,14 +391,89 @@ class PooledPostgresRunStorage(_Pooled, PostgresRunStorage):
     """dagster-postgres's run storage on a connection pool."""
 
 
+class _PoolSlotsOneAtATime:
+    """A pool's slots handed out one at a time, across processes.
+
+    Dagster's claim reads which slot is free and then takes it, in statements of their own: on
+    SQLite the read locks nothing, and dagster-postgres runs it in autocommit, so its `FOR
+    UPDATE SKIP LOCKED` lock ends with the read. Two run workers that claim at the same moment
+    both read the one free slot and both take it (measured with Dagster's own storages: 8
+    double claims in 15 trials of two processes on SQLite; on PostgreSQL too), and DuckDB then
+    refuses the second writer ("Could not set lock on file"). Here a claim or a release is one
+    transaction that first takes a lock (`_locked_index`), and Dagster's statements inside it
+    all run on that transaction's connection (`_held_index`).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self._holding = threading.local()
+        super().__init__(*args, **kwargs)
+
+    def _locked_index(self) -> AbstractContextManager[sqlalchemy.engine.Connection]:
+        """A connection to the asset index in a transaction that holds the claims' lock."""
+        raise NotImplementedError
+
+    def _held_index(self) -> sqlalchemy.engine.Connection | None:
+        """The connection of the claim this thread is making, if it is making one."""
+        holding = getattr(self, "_holding", None)
+        return getattr(holding, "conn", None)
+
+    @contextmanager
+    def _one_at_a_time(self) -> Iterator[None]:
+        with self._locked_index() as conn:
+            self._holding.conn = conn
+            try:
+                yield
+            finally:
+                self._holding.conn = None
+
+    def claim_concurrency_slot(
+        self, concurrency_key: str, run_id: str, step_key: str, priority: int | None = None
+    ) -> ConcurrencyClaimStatus:
+        with self._one_at_a_time():
+            return super().claim_concurrency_slot(concurrency_key, run_id, step_key, priority)  # type: ignore[misc]
+
+    def free_concurrency_slot_for_step(self, run_id: str, step_key: str) -> None:
+        with self._one_at_a_time():
+            super().free_concurrency_slot_for_step(run_id, step_key)  # type: ignore[misc]
+
+    def free_concurrency_slots_for_run(self, run_id: str) -> None:
+        with self._one_at_a_time():
+            super().free_concurrency_slots_for_run(run_id)  # type: ignore[misc]
+
+
+# The transaction-scoped advisory lock the pooled PostgreSQL event log takes for a pool claim
+# (any 64-bit number no other client of the database locks).
+POOL_CLAIM_LOCK_ID = 0x666C6F776572  # "flower"
+
+
 class PooledPostgresEventLogStorage(
     _Pooled,
+    _PoolSlotsOneAtATime,
     _KnownSchema,
     _PreparedAssetQueries,
     _PlannedChecksSerializedOnce,
     PostgresEventLogStorage,
 ):
     """dagster-postgres's event log storage on a connection pool."""
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlalchemy.engine.Connection]:
+        held = self._held_index()
+        if held is not None:
+            yield held
+            return
+        with super()._connect() as conn:
+            yield conn
+
+    @contextmanager
+    def _locked_index(self) -> Iterator[sqlalchemy.engine.Connection]:
+        with self._connect() as conn:
+            conn = conn.execution_options(isolation_level="READ COMMITTED")
+            with conn.begin():
+                conn.execute(
+                    sqlalchemy.select(sqlalchemy.func.pg_advisory_xact_lock(POOL_CLAIM_LOCK_ID))
+                )
+                yield conn
 
 
 class PooledPostgresScheduleStorage(_Pooled, PostgresScheduleStorage):
@@ -548,13 +627,20 @@ class PooledSqliteScheduleStorage(_KeptEngine, SqliteScheduleStorage):
 
 
 class PooledSqliteEventLogStorage(
-    _KnownSchema, _PreparedAssetQueries, _PlannedChecksSerializedOnce, SqliteEventLogStorage
+    _PoolSlotsOneAtATime,
+    _KnownSchema,
+    _PreparedAssetQueries,
+    _PlannedChecksSerializedOnce,
+    SqliteEventLogStorage,
 ):
     """Dagster's SQLite event log (one file per run, `index.db` for assets) on kept engines."""
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
         self._engines = SqliteEngines({"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
         super().__init__(base_dir, inst_data)
+        # A pool claim holds the lock for its whole transaction; should Dagster's claim ever
+        # touch a run's file inside it, the same thread may take the lock again.
+        self._db_lock = threading.RLock()
 
     @classmethod
     def from_config_value(
@@ -565,7 +651,12 @@ class PooledSqliteEventLogStorage(
     @contextmanager
     def _connect(self, shard: str) -> Iterator[sqlalchemy.engine.Connection]:
         # As Dagster's: one connection at a time per storage, each shard's tables made on first
-        # use in this process; only the engine outlives the call.
+        # use in this process; only the engine outlives the call. During a pool claim the
+        # index is the connection that holds the lock (this thread already has `_db_lock`).
+        held = self._held_index()
+        if shard == INDEX_SHARD_NAME and held is not None:
+            yield held
+            return
         with (
             self._db_lock,
             self._engines.engine(
@@ -577,6 +668,14 @@ class PooledSqliteEventLogStorage(
                 self._initialized_dbs.add(shard)
             with engine.connect() as conn, conn.begin():
                 yield conn
+
+    @contextmanager
+    def _locked_index(self) -> Iterator[sqlalchemy.engine.Connection]:
+        with self._connect(INDEX_SHARD_NAME) as conn:
+            # pysqlite opens a transaction only before a write, so Dagster's reads would run
+            # outside it; beginning it here takes the write lock first and makes them part of it.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            yield conn
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         """Dagster's `store_event` for each event, in order, with one transaction in the run's

@@ -41,6 +41,7 @@ from tests.postgres_server import (
     with_stock_storage,
 )
 from tests.test_collector import load_instances
+from tests.test_pool import assert_one_slot_is_claimed_at_a_time
 from tests.test_sqlite_storage import load_for_batches
 
 pytestmark = pytest.mark.slow
@@ -153,6 +154,12 @@ def test_the_pool_survives_a_dropped_connection(instance, server):
     # Each connection is checked before reuse and replaced: the next queries just work.
     _queries(instance, 3)
     assert instance.get_runs(limit=1) is not None
+
+
+def test_processes_that_claim_the_one_slot_at_once_get_it_one_at_a_time_on_postgres(instance):
+    # dagster-postgres locks the slot it reads (FOR UPDATE SKIP LOCKED); the pooled storage
+    # keeps that, with connections shared by nothing across the fork.
+    assert_one_slot_is_claimed_at_a_time(instance, "postgres-warehouse")
 
 
 def test_a_run_worker_rebuilds_the_pooled_storage_from_the_instance_ref(instance):
