@@ -414,8 +414,7 @@ class _PoolSlotsOneAtATime:
 
     def _held_index(self) -> sqlalchemy.engine.Connection | None:
         """The connection of the claim this thread is making, if it is making one."""
-        holding = getattr(self, "_holding", None)
-        return getattr(holding, "conn", None)
+        return getattr(self._holding, "conn", None)
 
     @contextmanager
     def _one_at_a_time(self) -> Iterator[None]:

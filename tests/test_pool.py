@@ -77,8 +77,6 @@ def _claim_in_rounds(home: str, prefix: str, barrier, results) -> None:
     """One process (a run worker's stand-in): in each round, at the same instant as the others,
     claim the one slot of that round's pool for a step of its own run; then the round's holder
     gives its slot back and everyone else asks again."""
-    from dagster import DagsterInstance
-
     with DagsterInstance.from_config(home) as instance:
         storage = instance.event_log_storage
         run_id = f"{prefix}-run-{os.getpid()}"
@@ -90,8 +88,10 @@ def _claim_in_rounds(home: str, prefix: str, barrier, results) -> None:
             if first:
                 storage.free_concurrency_slot_for_step(run_id, "dbt_step")
             barrier.wait(timeout=120)
-            again = not first and storage.claim_concurrency_slot(pool, run_id, "dbt_step")
-            results.put((round_, first, bool(again and again.is_claimed)))
+            again = (
+                not first and storage.claim_concurrency_slot(pool, run_id, "dbt_step").is_claimed
+            )
+            results.put((round_, first, again))
 
 
 def assert_one_slot_is_claimed_at_a_time(instance: DagsterInstance, prefix: str) -> None:
