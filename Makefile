@@ -10,7 +10,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # Two workers, one test file each at a time: every worker builds its own demo warehouse.
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: help setup prepare demo-data dev demo test test-fast lint format constraints clean test-spark \
+.PHONY: help setup prepare demo-data dev demo test test-fast lint format lock test-latest clean test-spark \
 	lint-models pr-body ci-base-manifest ci-build-modified admin docs-screenshots bench
 
 help:
@@ -20,16 +20,25 @@ help:
 	@echo "make test       set up and run the whole test suite (with lint)"
 	@echo "make test-fast  the tests without the slow end-to-end suites"
 	@echo "make bench      the benchmarks: docs/benchmarks.md and its figures (~15 minutes)"
+	@echo "make test-latest  the tests on the newest allowed Dagster/dbt releases (.venv-latest)"
 	@echo "make test-spark the demo on Spark (dbt-spark session, a local JVM), compared with DuckDB"
 	@echo "make lint       ruff check and ruff format --check"
 	@echo "make lint-models  flower lint of the dbt models (CHANGED_SINCE=origin/main, LINT_FORMAT=github)"
 	@echo "make pr-body PR_BODY_FILE=body.md   check a PR description against the PR template"
 
-# The venv is rebuilt when the dependency list changes.
-$(BIN)/.installed: pyproject.toml constraints.txt
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,spark]'
+# uv installs the exact versions of uv.lock into .venv. A machine without uv gets it in
+# .tools/ from the package registry (a fresh machine has Python, pip, make and git).
+UV_VERSION := 0.13.8
+UV ?= $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+EXTRAS ?= --extra dev --extra spark
+
+$(CURDIR)/.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/python -m pip install --quiet uv==$(UV_VERSION)
+
+# The venv follows the lock file: re-synced when pyproject.toml or uv.lock change.
+$(BIN)/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen $(EXTRAS)
 	@touch $@
 
 setup: $(BIN)/.installed
@@ -105,16 +114,30 @@ test-fast: setup
 test-spark: setup
 	$(BIN)/python -m pytest -m spark
 
-# Regenerate the pinned set after changing dependencies in pyproject.toml.
-constraints: setup
-	{ head -2 constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^flower-dagster'; } > constraints.tmp && mv constraints.tmp constraints.txt
+# Re-resolve uv.lock after changing dependencies in pyproject.toml (`make lock UPGRADE=1`
+# moves every package to its newest allowed release).
+lock: | $(UV)
+	$(UV) lock $(if $(UPGRADE),--upgrade)
+
+# The tests on the newest releases that pyproject.toml allows, in .venv-latest (uv.lock and
+# .venv untouched): how to find out what the next Dagster or dbt release breaks.
+LATEST_VENV := .venv-latest
+test-latest: | $(UV)
+	rm -rf $(LATEST_VENV)
+	$(UV) venv --quiet --python $(PYTHON) $(LATEST_VENV)
+	echo "dbt-core-experimental-parser; sys_platform == 'never'" > $(LATEST_VENV)/overrides.txt
+	VIRTUAL_ENV=$(CURDIR)/$(LATEST_VENV) $(UV) pip install --quiet --upgrade \
+	  --overrides $(LATEST_VENV)/overrides.txt -e '.[dev,spark]'
+	$(LATEST_VENV)/bin/python -c "import dagster, dagster_dbt, dbt.version; \
+	  print('dagster', dagster.__version__, 'dagster-dbt', dagster_dbt.__version__, 'dbt-core', dbt.version.__version__)"
+	PATH=$(CURDIR)/$(LATEST_VENV)/bin:$$PATH $(LATEST_VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # The benchmarks of docs/benchmarks.md (bench/run_all.py): generated projects of 200, 1,000 and
 # 3,000 models in $(BENCH_WORK), results in bench/out/, the document and docs/images/bench_*.png.
 BENCH_WORK ?= /tmp/flower-bench
 bench: setup
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,spark,bench]'
+	$(UV) sync --frozen $(EXTRAS) --extra bench
 	FLOWER_BENCH_WORK=$(BENCH_WORK) $(BIN)/python -m bench.run_all
 
 clean:
-	rm -rf $(VENV) dbt_project/target dbt_project/state dbt_project/logs
+	rm -rf $(VENV) $(LATEST_VENV) .tools dbt_project/target dbt_project/state dbt_project/logs

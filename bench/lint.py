@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="project folder (default: temp)")
     args = parser.parse_args(argv)
     if shutil.which(_bin("sqlfluff")) is None:
-        raise SystemExit("sqlfluff is not installed: pip install -c constraints.txt -e '.[bench]'")
+        raise SystemExit("sqlfluff is not installed: uv sync --extra bench (make bench does)")
 
     workdir = args.out or Path(tempfile.mkdtemp(prefix="flower-lint-bench-"))
     generate_project(workdir, args.models)
