@@ -5,14 +5,18 @@ FL002 partition column        FL006 owner, description, own properties file
 FL003 relation without ref    FL007 YAML problem or conflict (read in project.py)
 FL004 ephemeral misuse        FL008 cannot parse (Jinja or SQL)
 
-A `Linter` renders and parses each model once (a model's ephemeral parents are analysed when
-a child needs them) and applies the rules; docs/lint.md shows each rule's wrong and right form.
+Each rule is one function registered under its code with `@model_rule` (its title and fix hint
+are the catalog entry of that code, findings.RULES); a new rule is a new function, nothing else
+changes. A `Linter` renders and parses each model once (a model's ephemeral parents are analysed
+when a child needs them) and runs every registered rule over it. FL007 is found while reading
+the project's YAML (project.py), not per model. docs/lint.md shows each rule's wrong and right
+form.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +25,7 @@ import sqlglot
 from sqlglot import exp
 
 from flower_dagster.lint import sql
-from flower_dagster.lint.findings import Finding
+from flower_dagster.lint.findings import RULES, Finding, Rule
 from flower_dagster.lint.project import Model, Project, merge_config
 from flower_dagster.lint.render import (
     MACRO_PREFIX,
@@ -92,7 +96,41 @@ class Analysis:
                 yield call, table
 
 
+# One check of the registry: a model's analysis in, its findings out.
+Check = Callable[["Linter", Analysis], list[Finding]]
+
+
+@dataclass(frozen=True)
+class ModelRule:
+    """A registered rule: its catalog entry (code, title, fix hint) and its check."""
+
+    rule: Rule
+    check: Check
+
+    @property
+    def code(self) -> str:
+        return self.rule.code
+
+
+# The model rules in code order, filled by @model_rule below; `Linter.lint_model` runs each.
+REGISTRY: dict[str, ModelRule] = {}
+
+
+def model_rule(code: str) -> Callable[[Check], Check]:
+    """Register a check under a code of the catalog (findings.RULES holds title and hint)."""
+
+    def register(check: Check) -> Check:
+        if code in REGISTRY:
+            raise ValueError(f"lint rule {code} is registered twice")
+        REGISTRY[code] = ModelRule(RULES[code], check)
+        return check
+
+    return register
+
+
 class Linter:
+    """Analyses models on demand (cached) and runs the registered rules over each."""
+
     def __init__(self, project: Project, dialect: str = "duckdb"):
         self.project = project
         self.dialect = dialect
@@ -102,6 +140,10 @@ class Linter:
         self.has_packages = any(
             (project.root / name).is_file() for name in ("packages.yml", "dependencies.yml")
         )
+
+    def lint_model(self, name: str) -> list[Finding]:
+        analysis = self.analyse(name)
+        return [finding for rule in REGISTRY.values() for finding in rule.check(self, analysis)]
 
     # -- analysis ---------------------------------------------------------------------------
 
@@ -143,211 +185,13 @@ class Linter:
             analysis.error = Finding(model.path, 1, 1, "FL008", f"SQL does not parse: {error}")
         return analysis
 
-    # -- the rules --------------------------------------------------------------------------
+    def model_reads(self, name: str) -> Iterator[tuple[RelationCall, exp.Table, Analysis]]:
+        """The ref()s of a model to models of this project, with the parent's analysis."""
+        for call, table in self.analyse(name).reads():
+            if call.kind == "ref" and call.name in self.project.models:
+                yield call, table, self.analyse(call.name)
 
-    def lint_model(self, name: str) -> list[Finding]:
-        analysis = self.analyse(name)
-        findings = self._properties(analysis)
-        if analysis.error is not None:
-            return [*findings, analysis.error]
-        flower = analysis.flower
-        if flower.partitioned and flower.materialized == "ephemeral":
-            findings.append(
-                self._at_config(
-                    analysis,
-                    "FL004",
-                    f"ephemeral model '{name}' carries the grain '{flower.grain}': an ephemeral "
-                    "model is inlined into its readers and has no partitions of its own",
-                )
-            )
-        if analysis.tree is None:
-            return findings
-        findings += self._relations(analysis)
-        if flower.partitioned and flower.materialized != "ephemeral":
-            findings += self._partition_column(analysis)
-            findings += self._inputs(analysis)
-        return findings
-
-    def _relations(self, analysis: Analysis) -> list[Finding]:
-        """FL003: every FROM/JOIN relation is a ref(), a source() or a CTE visible there."""
-        assert analysis.tree is not None and analysis.rendered is not None
-        findings: list[Finding] = []
-        cte_names = {cte.alias.lower() for cte in analysis.tree.find_all(exp.CTE)}
-        for table in sql.relations(analysis.tree):
-            name = table.name
-            qualified = ".".join(
-                part.name for part in (table.args.get("catalog"), table.args.get("db")) if part
-            )
-            marker = _is_marker(name)
-            if marker and not qualified:
-                call = analysis.rendered.relations.get(name)
-                if (
-                    call is not None
-                    and call.kind == "ref"
-                    and call.name not in self.project.models
-                    and not self.has_packages
-                ):
-                    findings.append(
-                        self._at(
-                            analysis,
-                            table,
-                            "FL003",
-                            f"ref('{call.name}') names no model of this project",
-                            needle=call.name,
-                        )
-                    )
-                continue
-            if not qualified and sql.visible_cte(table) is not None:
-                continue
-            full = f"{qualified}.{name}" if qualified else name
-            if qualified:
-                message = f"'{full}' is a hard-coded relation, not a ref() or source()"
-            elif name.lower() in cte_names:
-                message = (
-                    f"'{name}' is not a CTE at this point (a CTE cannot read itself or one defined "
-                    "after it), so it reads a table of that name: not a ref() or source()"
-                )
-            else:
-                message = f"'{name}' is neither a ref(), a source() nor a CTE defined before it"
-            findings.append(self._at(analysis, table, "FL003", message, needle=name))
-        return findings
-
-    def _partition_column(self, analysis: Analysis) -> list[Finding]:
-        """FL002: a known grain, incremental, partition column named and last in the select."""
-        assert analysis.tree is not None
-        flower = analysis.flower
-        name = analysis.model.name
-        if flower.rank is None:
-            return [
-                self._at_config(
-                    analysis,
-                    "FL002",
-                    f"meta.flower.partition is '{flower.grain}'; allowed: {', '.join(GRAIN_RANK)}",
-                )
-            ]
-        findings: list[Finding] = []
-        if flower.materialized != PARTITIONABLE:
-            findings.append(
-                self._at_config(
-                    analysis,
-                    "FL002",
-                    f"'{name}' is partitioned '{flower.grain}' but materialized "
-                    f"'{flower.materialized}': only an incremental model keeps its other "
-                    "partitions when a run overwrites one",
-                )
-            )
-        if not flower.partition_column:
-            findings.append(
-                self._at_config(
-                    analysis,
-                    "FL002",
-                    f"'{name}' is partitioned '{flower.grain}' but names no "
-                    "meta.flower.partition_column",
-                )
-            )
-            return findings
-        columns = sql.final_columns(analysis.tree)
-        if not columns:
-            return findings  # a `*` over a relation whose columns only the warehouse knows
-        wanted = flower.partition_column.lower().strip('"`')
-        last = columns[-1]
-        if last.name == wanted:
-            return findings
-        present = [column for column in columns if column.name == wanted]
-        if present:
-            position = columns.index(present[-1]) + 1
-            findings.append(
-                self._at(
-                    analysis,
-                    present[-1].node,
-                    "FL002",
-                    f"partition column '{wanted}' is column {position} of {len(columns)} in the "
-                    f"final select; it must be the last (the last is "
-                    f"{_shown(last.name)})",
-                )
-            )
-        else:
-            findings.append(
-                self._at(
-                    analysis,
-                    last.node,
-                    "FL002",
-                    f"the final select has no column '{wanted}' (meta.flower.partition_column); "
-                    f"its last column is {_shown(last.name)}",
-                )
-            )
-        return findings
-
-    def _inputs(self, analysis: Analysis) -> list[Finding]:
-        """FL001, FL004, FL005 over the model's inputs (a partitioned model)."""
-        name = analysis.model.name
-        findings: list[Finding] = []
-        reads = list(analysis.reads())
-        for call, table in reads:
-            if call.kind != "ref" or call.name not in self.project.models:
-                continue
-            parent = self.analyse(call.name)
-            parent_flower = parent.flower
-            windows = sql.windows_for(table)
-            if parent_flower.materialized == "ephemeral":
-                for ancestor, through in self._partitioned_through(call.name, set()):
-                    findings += self._finer(analysis, table, call, ancestor, through)
-                if windows is None:
-                    leaks = self._unwindowed_through(call.name, set())
-                    if leaks:
-                        findings.append(
-                            self._at(
-                                analysis,
-                                table,
-                                "FL004",
-                                f"reads ephemeral '{call.name}' without the window, and "
-                                f"'{call.name}' reads partitioned {_names(leaks)} without it: "
-                                "a run would read every partition",
-                                needle=call.name,
-                            )
-                        )
-                continue
-            if not parent_flower.partitioned:
-                continue
-            findings += self._finer(analysis, table, call, call.name, None)
-            column = (parent_flower.partition_column or "").lower()
-            if windows is None:
-                findings.append(
-                    self._at(
-                        analysis,
-                        table,
-                        "FL001",
-                        f"reads partitioned '{call.name}' ({parent_flower.grain}) without the "
-                        f"partition window: filter it with flower_in_window('{column}')",
-                        needle=call.name,
-                    )
-                )
-            elif windows and column and all(use.column != column for use in windows):
-                used = ", ".join(sorted({use.column for use in windows}))
-                findings.append(
-                    self._at(
-                        analysis,
-                        table,
-                        "FL001",
-                        f"filters partitioned '{call.name}' on '{used}', not on its partition "
-                        f"column '{column}': the run would read rows of other partitions",
-                        needle=call.name,
-                    )
-                )
-        assert analysis.rendered is not None
-        if reads and not findings and not self._applies_window(name, set()):
-            findings.append(
-                self._at(
-                    analysis,
-                    reads[0][1],
-                    "FL001",
-                    f"partitioned model '{name}' applies no partition window at all: every run "
-                    "would write every partition",
-                )
-            )
-        return findings
-
-    def _applies_window(self, name: str, seen: set[str]) -> bool:
+    def applies_window(self, name: str, seen: set[str]) -> bool:
         """Whether the model, or an ephemeral model inlined into it, calls a window macro."""
         if name in seen:
             return False
@@ -358,134 +202,41 @@ class Linter:
         if analysis.rendered.window_calls:
             return True
         return any(
-            call.kind == "ref"
-            and call.name in self.project.models
-            and self.analyse(call.name).flower.materialized == "ephemeral"
-            and self._applies_window(call.name, seen)
-            for call, _table in analysis.reads()
+            parent.flower.materialized == "ephemeral" and self.applies_window(call.name, seen)
+            for call, _table, parent in self.model_reads(name)
         )
 
-    def _finer(
-        self,
-        analysis: Analysis,
-        table: exp.Table,
-        call: RelationCall,
-        parent_name: str,
-        through: str | None,
-    ) -> list[Finding]:
-        """FL005: the model is not finer than `parent_name`."""
-        flower = analysis.flower
-        parent = self.analyse(parent_name).flower
-        if flower.rank is None or parent.rank is None or parent.rank <= flower.rank:
-            return []
-        via = f" through ephemeral '{through}'" if through else ""
-        return [
-            self._at(
-                analysis,
-                table,
-                "FL005",
-                f"'{analysis.model.name}' is {flower.grain} but reads '{parent_name}'{via}, "
-                f"which is {parent.grain}: a {flower.grain} partition cannot be built from a "
-                f"part of a {parent.grain} one",
-                needle=call.name,
-            )
-        ]
-
-    def _partitioned_through(self, ephemeral: str, seen: set[str]) -> list[tuple[str, str]]:
+    def partitioned_through(self, ephemeral: str, seen: set[str]) -> list[tuple[str, str]]:
         """The nearest partitioned ancestors read through an ephemeral model."""
         if ephemeral in seen:
             return []
         seen.add(ephemeral)
         found: list[tuple[str, str]] = []
-        for call, _table in self.analyse(ephemeral).reads():
-            if call.kind != "ref" or call.name not in self.project.models:
-                continue
-            parent = self.analyse(call.name).flower
-            if parent.materialized == "ephemeral":
-                found += self._partitioned_through(call.name, seen)
-            elif parent.partitioned:
+        for call, _table, parent in self.model_reads(ephemeral):
+            if parent.flower.materialized == "ephemeral":
+                found += self.partitioned_through(call.name, seen)
+            elif parent.flower.partitioned:
                 found.append((call.name, ephemeral))
         return found
 
-    def _unwindowed_through(self, ephemeral: str, seen: set[str]) -> list[str]:
+    def unwindowed_through(self, ephemeral: str, seen: set[str]) -> list[str]:
         """Partitioned models an ephemeral model reads without the window (transitively)."""
         if ephemeral in seen:
             return []
         seen.add(ephemeral)
         leaks: list[str] = []
-        for call, table in self.analyse(ephemeral).reads():
-            if call.kind != "ref" or call.name not in self.project.models:
-                continue
+        for call, table, parent in self.model_reads(ephemeral):
             if sql.windows_for(table) is not None:
                 continue
-            parent = self.analyse(call.name).flower
-            if parent.materialized == "ephemeral":
-                leaks += self._unwindowed_through(call.name, seen)
-            elif parent.partitioned:
+            if parent.flower.materialized == "ephemeral":
+                leaks += self.unwindowed_through(call.name, seen)
+            elif parent.flower.partitioned:
                 leaks.append(call.name)
         return leaks
 
-    def _properties(self, analysis: Analysis) -> list[Finding]:
-        """FL006: own properties file next to the model, with a description and an owner."""
-        model = analysis.model
-        properties = model.properties
-        if properties is None:
-            if model.path.with_suffix(".yml") in self.project.unreadable:
-                return []  # its own properties file is broken: FL007 says so already
-            return [
-                Finding(
-                    model.path,
-                    1,
-                    1,
-                    "FL006",
-                    f"model '{model.name}' has no properties entry: create "
-                    f"{model.path.with_suffix('.yml').name} next to it",
-                )
-            ]
-        findings: list[Finding] = []
-        own = properties.path.parent == model.path.parent and properties.path.stem == model.name
-        if not own:
-            findings.append(
-                Finding(
-                    properties.path,
-                    properties.line,
-                    1,
-                    "FL006",
-                    f"model '{model.name}' is described in {properties.path.name}, not in its "
-                    f"own properties file: move the entry to "
-                    f"{_relative(model.path.with_suffix('.yml'), properties.path.parent)}",
-                )
-            )
-        description = properties.data.get("description")
-        if not (isinstance(description, str) and description.strip()):
-            findings.append(
-                Finding(
-                    properties.path,
-                    properties.line,
-                    1,
-                    "FL006",
-                    f"model '{model.name}' has no description",
-                )
-            )
-        meta = analysis.config.get("meta") or {}
-        owner = meta.get("owner") if isinstance(meta, Mapping) else None
-        group = analysis.config.get("group")
-        group_owner = self.project.group_owners.get(str(group)) if group else None
-        if not owner and not (isinstance(group_owner, Mapping) and any(group_owner.values())):
-            findings.append(
-                Finding(
-                    properties.path,
-                    properties.line,
-                    1,
-                    "FL006",
-                    f"model '{model.name}' has no owner (config.meta.owner or a group's owner)",
-                )
-            )
-        return findings
-
     # -- positions --------------------------------------------------------------------------
 
-    def _at(
+    def at(
         self,
         analysis: Analysis,
         node: exp.Expression,
@@ -503,7 +254,7 @@ class Linter:
                 col = found + 1
         return Finding(analysis.model.path, line, col, rule, message)
 
-    def _at_config(self, analysis: Analysis, rule: str, message: str) -> Finding:
+    def at_config(self, analysis: Analysis, rule: str, message: str) -> Finding:
         """Where the model's flower config is stated: its properties entry, else config()."""
         model = analysis.model
         rendered_config = analysis.rendered.config if analysis.rendered else {}
@@ -519,6 +270,328 @@ class Linter:
             self._lines[path] = path.read_text(encoding="utf-8").splitlines()
         lines = self._lines[path]
         return lines[line - 1] if 0 < line <= len(lines) else ""
+
+
+def _partitioned_table(analysis: Analysis) -> bool:
+    """A parsed model with a grain that is not ephemeral: the input rules apply to it."""
+    flower = analysis.flower
+    return analysis.tree is not None and flower.partitioned and flower.materialized != "ephemeral"
+
+
+# -- the rules, in code order ---------------------------------------------------------------
+
+
+@model_rule("FL001")
+def partition_window(linter: Linter, analysis: Analysis) -> list[Finding]:
+    """Each partitioned input is read through its partition column's window.
+
+    A model that reads inputs yet applies no window anywhere is reported once, unless a finding
+    about its inputs (FL001, FL004, FL005) already explains it.
+    """
+    if not _partitioned_table(analysis):
+        return []
+    findings = _unwindowed_inputs(linter, analysis)
+    reads = list(analysis.reads())
+    if (
+        reads
+        and not findings
+        and not _ephemeral_leaks(linter, analysis)
+        and not _coarser_parents(linter, analysis)
+        and not linter.applies_window(analysis.model.name, set())
+    ):
+        findings.append(
+            linter.at(
+                analysis,
+                reads[0][1],
+                "FL001",
+                f"partitioned model '{analysis.model.name}' applies no partition window at all: "
+                "every run would write every partition",
+            )
+        )
+    return findings
+
+
+def _unwindowed_inputs(linter: Linter, analysis: Analysis) -> list[Finding]:
+    findings: list[Finding] = []
+    for call, table, parent in linter.model_reads(analysis.model.name):
+        flower = parent.flower
+        if flower.materialized == "ephemeral" or not flower.partitioned:
+            continue
+        windows = sql.windows_for(table)
+        column = (flower.partition_column or "").lower()
+        if windows is None:
+            findings.append(
+                linter.at(
+                    analysis,
+                    table,
+                    "FL001",
+                    f"reads partitioned '{call.name}' ({flower.grain}) without the "
+                    f"partition window: filter it with flower_in_window('{column}')",
+                    needle=call.name,
+                )
+            )
+        elif windows and column and all(use.column != column for use in windows):
+            used = ", ".join(sorted({use.column for use in windows}))
+            findings.append(
+                linter.at(
+                    analysis,
+                    table,
+                    "FL001",
+                    f"filters partitioned '{call.name}' on '{used}', not on its partition "
+                    f"column '{column}': the run would read rows of other partitions",
+                    needle=call.name,
+                )
+            )
+    return findings
+
+
+@model_rule("FL002")
+def partition_column(linter: Linter, analysis: Analysis) -> list[Finding]:
+    """A known grain, incremental, partition column named and last in the final select."""
+    if not _partitioned_table(analysis):
+        return []
+    assert analysis.tree is not None
+    flower = analysis.flower
+    name = analysis.model.name
+    if flower.rank is None:
+        return [
+            linter.at_config(
+                analysis,
+                "FL002",
+                f"meta.flower.partition is '{flower.grain}'; allowed: {', '.join(GRAIN_RANK)}",
+            )
+        ]
+    findings: list[Finding] = []
+    if flower.materialized != PARTITIONABLE:
+        findings.append(
+            linter.at_config(
+                analysis,
+                "FL002",
+                f"'{name}' is partitioned '{flower.grain}' but materialized "
+                f"'{flower.materialized}': only an incremental model keeps its other "
+                "partitions when a run overwrites one",
+            )
+        )
+    if not flower.partition_column:
+        findings.append(
+            linter.at_config(
+                analysis,
+                "FL002",
+                f"'{name}' is partitioned '{flower.grain}' but names no "
+                "meta.flower.partition_column",
+            )
+        )
+        return findings
+    columns = sql.final_columns(analysis.tree)
+    if not columns:
+        return findings  # a `*` over a relation whose columns only the warehouse knows
+    wanted = flower.partition_column.lower().strip('"`')
+    last = columns[-1]
+    if last.name == wanted:
+        return findings
+    present = [column for column in columns if column.name == wanted]
+    if present:
+        position = columns.index(present[-1]) + 1
+        findings.append(
+            linter.at(
+                analysis,
+                present[-1].node,
+                "FL002",
+                f"partition column '{wanted}' is column {position} of {len(columns)} in the "
+                f"final select; it must be the last (the last is "
+                f"{_shown(last.name)})",
+            )
+        )
+    else:
+        findings.append(
+            linter.at(
+                analysis,
+                last.node,
+                "FL002",
+                f"the final select has no column '{wanted}' (meta.flower.partition_column); "
+                f"its last column is {_shown(last.name)}",
+            )
+        )
+    return findings
+
+
+@model_rule("FL003")
+def relation_without_ref(linter: Linter, analysis: Analysis) -> list[Finding]:
+    """Every FROM/JOIN relation is a ref(), a source() or a CTE visible there."""
+    if analysis.tree is None or analysis.rendered is None:
+        return []
+    findings: list[Finding] = []
+    cte_names = {cte.alias.lower() for cte in analysis.tree.find_all(exp.CTE)}
+    for table in sql.relations(analysis.tree):
+        name = table.name
+        qualified = ".".join(
+            part.name for part in (table.args.get("catalog"), table.args.get("db")) if part
+        )
+        if _is_marker(name) and not qualified:
+            call = analysis.rendered.relations.get(name)
+            if (
+                call is not None
+                and call.kind == "ref"
+                and call.name not in linter.project.models
+                and not linter.has_packages
+            ):
+                findings.append(
+                    linter.at(
+                        analysis,
+                        table,
+                        "FL003",
+                        f"ref('{call.name}') names no model of this project",
+                        needle=call.name,
+                    )
+                )
+            continue
+        if not qualified and sql.visible_cte(table) is not None:
+            continue
+        full = f"{qualified}.{name}" if qualified else name
+        if qualified:
+            message = f"'{full}' is a hard-coded relation, not a ref() or source()"
+        elif name.lower() in cte_names:
+            message = (
+                f"'{name}' is not a CTE at this point (a CTE cannot read itself or one defined "
+                "after it), so it reads a table of that name: not a ref() or source()"
+            )
+        else:
+            message = f"'{name}' is neither a ref(), a source() nor a CTE defined before it"
+        findings.append(linter.at(analysis, table, "FL003", message, needle=name))
+    return findings
+
+
+@model_rule("FL004")
+def ephemeral_misuse(linter: Linter, analysis: Analysis) -> list[Finding]:
+    """An ephemeral model has no grain; a partitioned model reads one only through the window."""
+    if analysis.error is not None:
+        return []
+    flower = analysis.flower
+    if flower.partitioned and flower.materialized == "ephemeral":
+        return [
+            linter.at_config(
+                analysis,
+                "FL004",
+                f"ephemeral model '{analysis.model.name}' carries the grain '{flower.grain}': an "
+                "ephemeral model is inlined into its readers and has no partitions of its own",
+            )
+        ]
+    return _ephemeral_leaks(linter, analysis) if _partitioned_table(analysis) else []
+
+
+def _ephemeral_leaks(linter: Linter, analysis: Analysis) -> list[Finding]:
+    findings: list[Finding] = []
+    for call, table, parent in linter.model_reads(analysis.model.name):
+        if parent.flower.materialized != "ephemeral" or sql.windows_for(table) is not None:
+            continue
+        leaks = linter.unwindowed_through(call.name, set())
+        if leaks:
+            findings.append(
+                linter.at(
+                    analysis,
+                    table,
+                    "FL004",
+                    f"reads ephemeral '{call.name}' without the window, and "
+                    f"'{call.name}' reads partitioned {_names(leaks)} without it: "
+                    "a run would read every partition",
+                    needle=call.name,
+                )
+            )
+    return findings
+
+
+@model_rule("FL005")
+def finer_than_parent(linter: Linter, analysis: Analysis) -> list[Finding]:
+    """The model is not finer than a partitioned parent (read directly or via ephemerals)."""
+    return _coarser_parents(linter, analysis) if _partitioned_table(analysis) else []
+
+
+def _coarser_parents(linter: Linter, analysis: Analysis) -> list[Finding]:
+    flower = analysis.flower
+    findings: list[Finding] = []
+    for call, table, parent in linter.model_reads(analysis.model.name):
+        if parent.flower.materialized == "ephemeral":
+            ancestors = linter.partitioned_through(call.name, set())
+        elif parent.flower.partitioned:
+            ancestors = [(call.name, None)]
+        else:
+            continue
+        for ancestor_name, through in ancestors:
+            ancestor = linter.analyse(ancestor_name).flower
+            if flower.rank is None or ancestor.rank is None or ancestor.rank <= flower.rank:
+                continue
+            via = f" through ephemeral '{through}'" if through else ""
+            findings.append(
+                linter.at(
+                    analysis,
+                    table,
+                    "FL005",
+                    f"'{analysis.model.name}' is {flower.grain} but reads '{ancestor_name}'{via}, "
+                    f"which is {ancestor.grain}: a {flower.grain} partition cannot be built from "
+                    f"a part of a {ancestor.grain} one",
+                    needle=call.name,
+                )
+            )
+    return findings
+
+
+@model_rule("FL006")
+def properties(linter: Linter, analysis: Analysis) -> list[Finding]:
+    """Own properties file next to the model, with a description and an owner."""
+    model = analysis.model
+    entry = model.properties
+    if entry is None:
+        if model.path.with_suffix(".yml") in linter.project.unreadable:
+            return []  # its own properties file is broken: FL007 says so already
+        return [
+            Finding(
+                model.path,
+                1,
+                1,
+                "FL006",
+                f"model '{model.name}' has no properties entry: create "
+                f"{model.path.with_suffix('.yml').name} next to it",
+            )
+        ]
+    findings: list[Finding] = []
+    if not (entry.path.parent == model.path.parent and entry.path.stem == model.name):
+        findings.append(
+            Finding(
+                entry.path,
+                entry.line,
+                1,
+                "FL006",
+                f"model '{model.name}' is described in {entry.path.name}, not in its "
+                f"own properties file: move the entry to "
+                f"{_relative(model.path.with_suffix('.yml'), entry.path.parent)}",
+            )
+        )
+    description = entry.data.get("description")
+    if not (isinstance(description, str) and description.strip()):
+        findings.append(
+            Finding(entry.path, entry.line, 1, "FL006", f"model '{model.name}' has no description")
+        )
+    meta = analysis.config.get("meta") or {}
+    owner = meta.get("owner") if isinstance(meta, Mapping) else None
+    group = analysis.config.get("group")
+    group_owner = linter.project.group_owners.get(str(group)) if group else None
+    if not owner and not (isinstance(group_owner, Mapping) and any(group_owner.values())):
+        findings.append(
+            Finding(
+                entry.path,
+                entry.line,
+                1,
+                "FL006",
+                f"model '{model.name}' has no owner (config.meta.owner or a group's owner)",
+            )
+        )
+    return findings
+
+
+@model_rule("FL008")
+def cannot_parse(linter: Linter, analysis: Analysis) -> list[Finding]:
+    """The model's Jinja renders and its SQL parses (found by `Linter.analyse`)."""
+    return [analysis.error] if analysis.error is not None else []
 
 
 def _is_marker(name: str) -> bool:
