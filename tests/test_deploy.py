@@ -128,3 +128,13 @@ def test_the_deploy_docs_walk_through_every_file():
     docs = (REPO_ROOT / "docs" / "deploy.md").read_text()
     for path in sorted(p for p in DEPLOY.rglob("*") if p.is_file()):
         assert str(path.relative_to(REPO_ROOT)) in docs, path
+
+
+def test_the_image_names_its_settings_file_for_every_process():
+    """Run pods and `kubectl exec` may start elsewhere than WORKDIR: the variable finds the file."""
+    instructions = _dockerfile_instructions()
+    workdir = next(rest for keyword, rest in instructions if keyword == "WORKDIR")
+    env = " ".join(rest for keyword, rest in instructions if keyword == "ENV")
+    assert f"FLOWER_SETTINGS_FILE={workdir}/flower.yaml" in env.split()
+    copied = " ".join(rest for keyword, rest in instructions if keyword == "COPY")
+    assert "flower.yaml" in copied.split()
