@@ -31,9 +31,15 @@ from pydantic_core import PydanticCustomError
 
 from flower_dagster.errors import SettingsError
 
+# The source checkout this module runs from: its demo project and dagster_home template, for
+# tests and the demo only. An installed flower reads the team's files from the settings file's
+# folder (or the current directory), never from here.
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
-DEFAULT_SETTINGS_FILE = REPO_ROOT / "flower.yaml"
+# Looked for in the current directory, as git, ruff or dbt find their own files.
+SETTINGS_FILE_NAME = "flower.yaml"
+SETTINGS_FILE_VARIABLE = "FLOWER_SETTINGS_FILE"
+DEFAULT_DBT_PROJECT_DIR = "dbt_project"
 
 DEFAULT_TIMEZONE = "Asia/Seoul"
 DEFAULT_PARTITION_START = date(2024, 1, 1)
@@ -281,9 +287,9 @@ class AdminSettings:
     host: str = DEFAULT_ADMIN_HOST
     port: int = DEFAULT_ADMIN_PORT
     dagster_graphql_url: str = DEFAULT_DAGSTER_GRAPHQL_URL
-    access_file: Path = REPO_ROOT / "access.yaml"
+    access_file: Path = Path("access.yaml")
     max_partitions: int = DEFAULT_MAX_PARTITIONS
-    audit_log: Path = REPO_ROOT / "admin-audit.jsonl"
+    audit_log: Path = Path("admin-audit.jsonl")
     trust_proxy_header: str | None = None  # None: only tokens identify a person
 
 
@@ -319,14 +325,16 @@ class Settings:
         return ZoneInfo(self.timezone)
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
     """Read flower.yaml and the FLOWER_* overrides from `environ` (default: os.environ).
 
-    The file is FLOWER_SETTINGS_FILE if set, else the repository's flower.yaml if there is one;
-    without a file every key has its default.
+    The file is FLOWER_SETTINGS_FILE if set, else flower.yaml in `cwd` (default: the current
+    directory) if there is one; without a file every key has its default. Relative paths in
+    the file resolve against its folder, defaults without a file against `cwd`.
     """
     env = os.environ if environ is None else environ
-    path = _settings_path(env)
+    here = (cwd or Path.cwd()).resolve()
+    path = _settings_path(env, here)
     raw = read_yaml_mapping(path) if path else {}
     label = path.name if path else "settings"
     sources: dict[str, str] = {}
@@ -349,7 +357,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "allowed: hour + late_after_hours of at most 23"
         )
     _guard_production(parsed.environments, label)
-    base = path.parent if path else REPO_ROOT
+    base = path.parent if path else here
     env_name = env.get("FLOWER_ENV") or DEFAULT_ENVIRONMENT
     if env_name not in parsed.environments:
         raise SettingsError(
@@ -360,7 +368,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     environment = Environment(
         env_name, chosen.target, chosen.schedules, chosen.automation, chosen.alerts
     )
-    project_dir = _project_dir(parsed.dbt.project_dir, base, sources, label)
+    project_dir = _project_dir(parsed.dbt.project_dir, base, sources, label, path is None)
     profiles_dir = _profiles_dir(parsed.dbt.profiles_dir, project_dir, base, sources, label)
     return Settings(
         dbt_project_dir=project_dir,
@@ -426,14 +434,24 @@ def _guard_production(environments: Mapping[str, _Environment], label: str) -> N
             )
 
 
-def _settings_path(env: Mapping[str, str]) -> Path | None:
-    explicit = env.get("FLOWER_SETTINGS_FILE")
+def _settings_path(env: Mapping[str, str], here: Path) -> Path | None:
+    explicit = env.get(SETTINGS_FILE_VARIABLE)
     if explicit:
-        path = Path(explicit).expanduser().resolve()
+        path = (here / Path(explicit).expanduser()).resolve()
         if not path.is_file():
-            raise SettingsError(f"FLOWER_SETTINGS_FILE={explicit}: no such file")
+            raise SettingsError(f"{SETTINGS_FILE_VARIABLE}={explicit}: no such file")
         return path
-    return DEFAULT_SETTINGS_FILE if DEFAULT_SETTINGS_FILE.is_file() else None
+    found = here / SETTINGS_FILE_NAME
+    return found if found.is_file() else None
+
+
+def _no_settings_file(here: Path) -> str:
+    """Why nothing was found, and the two ways to point flower at its settings."""
+    return (
+        f"no {SETTINGS_FILE_NAME} in {here} and {SETTINGS_FILE_VARIABLE} is not set; run flower "
+        f"from the folder that holds {SETTINGS_FILE_NAME}, or set "
+        f"{SETTINGS_FILE_VARIABLE}=/path/to/{SETTINGS_FILE_NAME}"
+    )
 
 
 def read_yaml_mapping(path: Path, what: str = "settings", label: str | None = None) -> dict:
@@ -513,15 +531,21 @@ def _fields_at(path: list[str]) -> list[str]:
     return list(model.model_fields)
 
 
-def _project_dir(value: str | None, base: Path, sources: Mapping[str, str], label: str) -> Path:
+def _project_dir(
+    value: str | None, base: Path, sources: Mapping[str, str], label: str, no_file: bool
+) -> Path:
     source = sources.get("dbt.project_dir", f"{label}: dbt.project_dir")
-    path = _resolve(value, base) if value else DEMO_DBT_PROJECT_DIR
+    path = _resolve(value or DEFAULT_DBT_PROJECT_DIR, base)
+    if no_file and not value and not (path / "dbt_project.yml").is_file():
+        # Nothing says where the project is: the settings file is what is missing.
+        raise SettingsError(_no_settings_file(base))
+    # Not set: the default folder, named as resolved, is what is missing.
+    what = f"{source} is {value!r}" if value else f"{source} is not set, so {str(path)!r}"
     if not path.is_dir():
-        raise SettingsError(f"{source} is {value!r}: no such directory")
+        raise SettingsError(f"{what}: no such directory")
     if not (path / "dbt_project.yml").is_file():
         raise SettingsError(
-            f"{source} is {value or str(path)!r}: no dbt_project.yml there; "
-            f"allowed: {ALLOWED['dbt.project_dir']}"
+            f"{what}: no dbt_project.yml there; allowed: {ALLOWED['dbt.project_dir']}"
         )
     return path
 

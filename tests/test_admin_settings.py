@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 
 from flower_dagster.errors import SettingsError
-from flower_dagster.settings import REPO_ROOT, load_settings
+from flower_dagster.settings import DEMO_DBT_PROJECT_DIR, REPO_ROOT, load_settings
 
 
 def _settings(tmp_path: Path, text: str):
     path = tmp_path / "flower.yaml"
-    path.write_text(textwrap.dedent(text))
+    # Without dbt.project_dir the project is dbt_project/ next to the file: name the demo's.
+    path.write_text(f"dbt: {{project_dir: {DEMO_DBT_PROJECT_DIR}}}\n" + textwrap.dedent(text))
     return load_settings({"FLOWER_SETTINGS_FILE": str(path)})
 
 

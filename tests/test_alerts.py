@@ -33,7 +33,7 @@ from flower_dagster.alerts.sensors import AlertConfig, alert_sensor
 from flower_dagster.dbt.run import failure_summary
 from flower_dagster.defs.alerts import alert_definitions
 from flower_dagster.errors import SettingsError
-from flower_dagster.settings import REPO_ROOT, AlertSettings, load_settings
+from flower_dagster.settings import DEMO_DBT_PROJECT_DIR, REPO_ROOT, AlertSettings, load_settings
 from tests.conftest import make_instance
 from tests.slack_server import SlackServer, channel_id
 
@@ -43,7 +43,8 @@ DIRECTORY = load_directory(REPO_ROOT / "people.yaml")
 
 def _settings(tmp_path: Path, text: str):
     path = tmp_path / "flower.yaml"
-    path.write_text(text)
+    # Without dbt.project_dir the project is dbt_project/ next to the file: name the demo's.
+    path.write_text(f"dbt: {{project_dir: {DEMO_DBT_PROJECT_DIR}}}\n{text}")
     return load_settings({"FLOWER_SETTINGS_FILE": str(path)})
 
 
@@ -383,7 +384,10 @@ def test_no_token_means_alerts_off_with_one_warning_where_alerts_are_wanted(
 ):
     monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
     path = tmp_path / "flower.yaml"
-    path.write_text("alerts: {platform_channel: '#p'}\nenvironments: {prod: {alerts: true}}\n")
+    path.write_text(
+        f"dbt: {{project_dir: {DEMO_DBT_PROJECT_DIR}}}\n"
+        "alerts: {platform_channel: '#p'}\nenvironments: {prod: {alerts: true}}\n"
+    )
     settings = load_settings({"FLOWER_SETTINGS_FILE": str(path), "FLOWER_ENV": "prod"})
     with caplog.at_level(logging.INFO, logger="flower_dagster.alerts"):
         defs = alert_definitions(settings)

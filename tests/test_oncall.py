@@ -21,7 +21,7 @@ from flower_dagster.alerts.oncall import (
 from flower_dagster.alerts.people import load_directory
 from flower_dagster.cli import main
 from flower_dagster.errors import SettingsError
-from flower_dagster.settings import REPO_ROOT
+from flower_dagster.settings import DEMO_DBT_PROJECT_DIR, REPO_ROOT
 
 SEOUL = ZoneInfo("Asia/Seoul")
 NOVEMBER = [date(2026, 11, 1) + timedelta(days=i) for i in range(30)]
@@ -197,7 +197,10 @@ def settings_file(tmp_path, monkeypatch) -> Path:
         "overrides:\n  - {from: 2026-11-04, until: 2026-11-05, oncall: [hana]}\n"
     )
     path = tmp_path / "flower.yaml"
-    path.write_text("alerts:\n  platform_channel: '#data-platform'\n")
+    path.write_text(
+        f"dbt: {{project_dir: {DEMO_DBT_PROJECT_DIR}}}\n"
+        "alerts:\n  platform_channel: '#data-platform'\n"
+    )
     monkeypatch.setenv("FLOWER_SETTINGS_FILE", str(path))
     return path
 
@@ -234,6 +237,6 @@ def test_flower_oncall_schedule_is_a_table_of_days(settings_file, capsys):
 def test_flower_oncall_says_what_is_wrong_without_a_stack(settings_file, capsys):
     assert main(["oncall", "who", "--at", "tomorrow"]) == 2
     assert capsys.readouterr().err.startswith("flower: --at is 'tomorrow'; allowed: a time")
-    settings_file.write_text("schedule: {hour: 7}\n")
+    settings_file.write_text(f"dbt: {{project_dir: {DEMO_DBT_PROJECT_DIR}}}\n")
     assert main(["oncall", "who"]) == 2
     assert "no alerts section" in capsys.readouterr().err

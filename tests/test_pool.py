@@ -10,13 +10,14 @@ from dagster import DagsterInstance, build_sensor_context
 
 from flower_dagster.errors import SettingsError
 from flower_dagster.pool import POOL_SENSOR_NAME, ensure_pool_slots, pool_sensor, target_adapter
-from flower_dagster.settings import load_settings
+from flower_dagster.settings import DEMO_DBT_PROJECT_DIR, load_settings
 from tests.conftest import make_instance
 
 
 def _settings(tmp_path, text: str):
     path = tmp_path / "flower.yaml"
-    path.write_text(text)
+    # Without dbt.project_dir the project is dbt_project/ next to the file: name the demo's.
+    path.write_text(f"dbt: {{project_dir: {DEMO_DBT_PROJECT_DIR}}}\n{text}")
     return load_settings({"FLOWER_SETTINGS_FILE": str(path)})
 
 

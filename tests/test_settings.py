@@ -1,5 +1,6 @@
 """flower.yaml and the FLOWER_* overrides: defaults, environments, one message per mistake."""
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -205,3 +206,124 @@ def test_dagster_definitions_validate_fails_with_the_message(tmp_path, text, var
     )
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
+
+
+def _team_repo(root: Path) -> Path:
+    """A team's own repository: flower.yaml next to its dbt project and people files."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "analytics").mkdir()
+    (root / "analytics" / "dbt_project.yml").write_text("name: analytics\n")
+    (root / "flower.yaml").write_text(
+        textwrap.dedent(
+            """
+            dbt: {project_dir: analytics}
+            alerts: {platform_channel: "#data"}
+            admin: {audit_log: logs/audit.jsonl}
+            environments:
+              dev: {target: local}
+            """
+        )
+    )
+    return root
+
+
+def test_the_settings_file_is_found_in_the_current_directory(tmp_path):
+    root = _team_repo(tmp_path / "team")
+    settings = load_settings({}, cwd=root)
+    assert settings.source == root / "flower.yaml"
+    assert settings.dbt_project_dir == root / "analytics"
+    assert settings.alerts is not None and settings.alerts.people_file == root / "people.yaml"
+    assert settings.admin.access_file == root / "access.yaml"
+    assert settings.admin.audit_log == root / "logs" / "audit.jsonl"
+
+
+def test_flower_settings_file_paths_resolve_against_its_folder_not_the_cwd(tmp_path):
+    root = _team_repo(tmp_path / "team")
+    elsewhere = tmp_path / "elsewhere"
+    _team_repo(elsewhere)  # a flower.yaml in the cwd loses to the variable
+    settings = load_settings({"FLOWER_SETTINGS_FILE": str(root / "flower.yaml")}, cwd=elsewhere)
+    assert settings.source == root / "flower.yaml"
+    assert settings.dbt_project_dir == root / "analytics"
+    assert settings.admin.access_file == root / "access.yaml"
+    relative = load_settings({"FLOWER_SETTINGS_FILE": "team/flower.yaml"}, cwd=tmp_path)
+    assert relative.source == root / "flower.yaml"
+
+
+def test_without_a_settings_file_defaults_resolve_against_the_current_directory(tmp_path):
+    (tmp_path / "dbt_project").mkdir()
+    (tmp_path / "dbt_project" / "dbt_project.yml").write_text("name: x\n")
+    settings = load_settings({}, cwd=tmp_path)
+    assert settings.source is None
+    assert settings.dbt_project_dir == tmp_path / "dbt_project"
+    assert settings.admin.access_file == tmp_path / "access.yaml"
+    assert settings.admin.audit_log == tmp_path / "admin-audit.jsonl"
+
+
+def test_no_settings_file_and_no_project_says_what_was_looked_for(tmp_path):
+    message = _error_in({}, tmp_path)
+    assert message == (
+        f"no flower.yaml in {tmp_path} and FLOWER_SETTINGS_FILE is not set; run flower from the "
+        "folder that holds flower.yaml, or set FLOWER_SETTINGS_FILE=/path/to/flower.yaml"
+    )
+    assert "FLOWER_SETTINGS_FILE=missing.yaml: no such file" in _error_in(
+        {"FLOWER_SETTINGS_FILE": "missing.yaml"}, tmp_path
+    )
+
+
+def _error_in(env: dict[str, str], cwd: Path) -> str:
+    with pytest.raises(SettingsError) as raised:
+        load_settings(env, cwd=cwd)
+    return str(raised.value)
+
+
+def _flower(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """The installed `flower` command, run from `cwd` with only these variables."""
+    flower = Path(sys.executable).with_name("flower")
+    return subprocess.run(
+        [str(flower), *args],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd), **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_flower_reads_the_team_files_from_where_it_runs(tmp_path):
+    root = _team_repo(tmp_path / "team")
+    result = _flower(["env"], root, {})
+    assert result.returncode == 0, result.stderr
+    rows = _rows(result.stdout)
+    assert rows["settings file"] == str(root / "flower.yaml")
+    assert rows["dbt project"] == str(root / "analytics")
+
+    other = tmp_path / "other"
+    other.mkdir()
+    by_variable = _flower(["env"], other, {"FLOWER_SETTINGS_FILE": str(root / "flower.yaml")})
+    assert by_variable.returncode == 0, by_variable.stderr
+    assert _rows(by_variable.stdout)["dbt project"] == str(root / "analytics")
+
+    missing = _flower(["env"], other, {})
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == f"flower: {_error_in({}, other)}"
+
+
+def _rows(output: str) -> dict[str, str]:
+    """`flower env`'s table: name, two or more spaces, value."""
+    return dict(re.split(r"\s{2,}", line, maxsplit=1) for line in output.splitlines())
+
+
+@pytest.mark.slow
+def test_the_code_location_reads_the_settings_file_of_its_working_directory(tmp_path):
+    (tmp_path / "flower.yaml").write_text("schedule: {hour: 24}\n")
+    dagster = Path(sys.executable).with_name("dagster")
+    result = subprocess.run(
+        [str(dagster), "definitions", "validate", "-m", "flower_dagster.definitions"],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    assert "flower.yaml: schedule.hour is 24" in result.stdout + result.stderr
