@@ -107,10 +107,6 @@ class ModelRule:
     rule: Rule
     check: Check
 
-    @property
-    def code(self) -> str:
-        return self.rule.code
-
 
 # The model rules in code order, filled by @model_rule below; `Linter.lint_model` runs each.
 REGISTRY: dict[str, ModelRule] = {}
