@@ -11,8 +11,7 @@ key, the value and what is allowed; all mistakes are listed at once.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Any, get_args
@@ -23,7 +22,9 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -120,7 +121,23 @@ ALLOWED: dict[str, str] = {
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=False)
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+
+
+def _against_base(value: Path, info: ValidationInfo) -> Path:
+    """A path of the file, relative to the file's folder (`base` of the validation context);
+    defaults are validated too (validate_default), so they resolve against the same folder.
+
+    Without a context (a section built in code) the path stays as given.
+    """
+    base = (info.context or {}).get("base")
+    return _resolve(str(value), base) if base is not None else value
+
+
+def _not_empty(value: Any) -> Any:
+    if value == "":
+        raise ValueError("empty")
+    return value
 
 
 class _Schedule(_Strict):
@@ -150,6 +167,7 @@ class _Partitions(_Strict):
 
 
 class _Dbt(_Strict):
+    # As written; load_settings checks them into Settings.dbt_project_dir and dbt_profiles_dir.
     project_dir: str | None = None
     profiles_dir: str | None = None
 
@@ -165,15 +183,31 @@ class _Warehouse(_Strict):
     )
 
 
-class _Environment(_Strict):
+class Environment(_Strict):
+    """One environment of flower.yaml: its dbt target and what runs in it."""
+
     target: str | None = None
     schedules: bool = Field(False, strict=True)
     automation: bool = Field(True, strict=True)
     alerts: bool = Field(False, strict=True)
+    # The key of the environments mapping, set by Settings: not a key inside an entry.
+    _name: str = PrivateAttr(DEFAULT_ENVIRONMENT)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @classmethod
+    def named(cls, name: str, **values: Any) -> Environment:
+        environment = cls(**values)
+        environment._name = name
+        return environment
 
 
-def _minutes(value: Any) -> int:
-    """A time of day as minutes since midnight: a whole hour (9) or 'HH:MM' ('09:30', '24:00')."""
+def _time_of_day(value: Any) -> time | None:
+    """'HH:MM' ('09:30'), a whole hour (9) or a time; 24 or '24:00' is midnight, the day's end."""
+    if isinstance(value, time):
+        return value
     if isinstance(value, bool):
         raise ValueError("not a time of day")
     if isinstance(value, int):
@@ -187,13 +221,15 @@ def _minutes(value: Any) -> int:
         raise ValueError("not a time of day")
     if not (0 <= hours <= 24 and 0 <= minutes < 60) or hours * 60 + minutes > 24 * 60:
         raise ValueError("not a time of day")
-    return hours * 60 + minutes
+    return None if hours == 24 else time(hours, minutes)
 
 
-class _WorkingHours(_Strict):
+class WorkingHours(_Strict):
+    """The hours the after-hours report counts from, in schedule.timezone."""
+
     days: list[str] = Field(default_factory=lambda: list(WEEKDAYS[:5]), min_length=1)
-    start: int | str = Field(9, validate_default=True)
-    end: int | str = Field(18, validate_default=True)
+    start: time | None = Field(time(9), validate_default=True)
+    end: time | None = Field(time(18), validate_default=True)  # None: until midnight
 
     @field_validator("days")
     @classmethod
@@ -202,127 +238,153 @@ class _WorkingHours(_Strict):
             raise ValueError("unknown weekday")
         return value
 
-    @field_validator("start", "end")
+    @field_validator("start", "end", mode="before")
     @classmethod
-    def _time_of_day(cls, value: int | str) -> int:
-        return _minutes(value)
+    def _clock(cls, value: Any) -> time | None:
+        return _time_of_day(value)
 
     @model_validator(mode="after")
-    def _end_after_start(self) -> _WorkingHours:
-        if int(self.end) <= int(self.start):
+    def _end_after_start(self) -> WorkingHours:
+        # A start of None is 24:00: no end comes after it.
+        if self.start is None or (self.end is not None and self.end <= self.start):
             raise PydanticCustomError("end_before_start", "end is not after start")
         return self
 
 
-class _Alerts(_Strict):
+class AlertSettings(_Strict):
+    """The alerts section: where alerts go and what counts as working hours."""
+
     slack_api_url: str = Field(DEFAULT_SLACK_API_URL, pattern=r"^https?://\S+$")
     ui_base_url: str = Field(DEFAULT_UI_BASE_URL, pattern=r"^https?://\S+$")
     platform_channel: str = Field(pattern=r"^#?[A-Za-z0-9][A-Za-z0-9._-]*$")
-    people_file: str = "people.yaml"
-    oncall_file: str = "oncall.yaml"
-    working_hours: _WorkingHours = Field(default_factory=_WorkingHours)
+    people_file: Path = Field(Path("people.yaml"), validate_default=True)
+    oncall_file: Path = Field(Path("oncall.yaml"), validate_default=True)
+    working_hours: WorkingHours = Field(default_factory=WorkingHours)
+
+    resolve_files = field_validator("people_file", "oncall_file")(_against_base)
+
+    @field_validator("ui_base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")  # links append "/runs/..."
+
+    @property
+    def working_days(self) -> tuple[int, ...]:
+        """Monday is 0, as datetime.weekday()."""
+        return tuple(sorted(WEEKDAYS.index(day) for day in self.working_hours.days))
+
+    @property
+    def working_start(self) -> time:
+        assert self.working_hours.start is not None  # checked: a start before the end
+        return self.working_hours.start
+
+    @property
+    def working_end(self) -> time | None:
+        return self.working_hours.end
 
 
-class _Admin(_Strict):
+class AdminSettings(_Strict):
+    """The admin section: the backfill admin service (flower_dagster/admin, docs/backfills.md)."""
+
     host: str = Field(DEFAULT_ADMIN_HOST, min_length=1)
     port: int = Field(DEFAULT_ADMIN_PORT, ge=1, le=65535, strict=True)
     dagster_graphql_url: str = Field(DEFAULT_DAGSTER_GRAPHQL_URL, pattern=r"^https?://\S+$")
-    access_file: str = Field("access.yaml", min_length=1)
+    access_file: Path = Field(Path("access.yaml"), validate_default=True)
     max_partitions: int = Field(DEFAULT_MAX_PARTITIONS, ge=1, le=10000, strict=True)
-    audit_log: str = Field("admin-audit.jsonl", min_length=1)
+    audit_log: Path = Field(Path("admin-audit.jsonl"), validate_default=True)
+    # None: only tokens identify a person.
     trust_proxy_header: str | None = Field(None, pattern=r"^[A-Za-z0-9-]+$")
 
-
-def _default_environments() -> dict[str, _Environment]:
-    return {
-        "dev": _Environment(),
-        "stage": _Environment(),
-        "prod": _Environment(schedules=True, alerts=True),
-    }
+    present = field_validator("access_file", "audit_log", mode="before")(_not_empty)
+    resolve_files = field_validator("access_file", "audit_log")(_against_base)
 
 
-class _File(_Strict):
+def _default_environments() -> dict[str, dict[str, Any]]:
+    return {"dev": {}, "stage": {}, "prod": {"schedules": True, "alerts": True}}
+
+
+class Settings(_Strict):
+    """flower.yaml as validated, with what load_settings resolved from it and the environment.
+
+    The sections are the file's (`settings.schedule.hour`); the flat names below are the ones
+    the code reads. Defaults given as mappings are validated like the file, so their paths
+    resolve against the same folder.
+    """
+
     schedule: _Schedule = Field(default_factory=_Schedule)
     partitions: _Partitions = Field(default_factory=_Partitions)
     dbt: _Dbt = Field(default_factory=_Dbt)
     automation: _Automation = Field(default_factory=_Automation)
     warehouse: _Warehouse = Field(default_factory=_Warehouse)
-    environments: dict[str, _Environment] = Field(
-        default_factory=_default_environments, min_length=1
+    environments: dict[str, Environment] = Field(
+        default_factory=_default_environments, min_length=1, validate_default=True
     )
     # Optional: without an alerts section no alert is sent (flower_dagster/alerts).
-    alerts: _Alerts | None = None
-    admin: _Admin = Field(default_factory=_Admin)
-
-
-@dataclass(frozen=True)
-class Environment:
-    """One environment of flower.yaml: its dbt target and what runs in it."""
-
-    name: str
-    target: str | None
-    schedules: bool
-    automation: bool
-    alerts: bool
-
-
-@dataclass(frozen=True)
-class AlertSettings:
-    """The alerts section: where alerts go and what counts as working hours."""
-
-    slack_api_url: str
-    ui_base_url: str
-    platform_channel: str
-    people_file: Path
-    oncall_file: Path
-    working_days: tuple[int, ...] = (0, 1, 2, 3, 4)  # Monday is 0, as datetime.weekday()
-    working_start: time = time(9)
-    working_end: time | None = time(18)  # None: until midnight
-
-
-@dataclass(frozen=True)
-class AdminSettings:
-    """The admin section: the backfill admin service (flower_dagster/admin, docs/backfills.md)."""
-
-    host: str = DEFAULT_ADMIN_HOST
-    port: int = DEFAULT_ADMIN_PORT
-    dagster_graphql_url: str = DEFAULT_DAGSTER_GRAPHQL_URL
-    access_file: Path = Path("access.yaml")
-    max_partitions: int = DEFAULT_MAX_PARTITIONS
-    audit_log: Path = Path("admin-audit.jsonl")
-    trust_proxy_header: str | None = None  # None: only tokens identify a person
-
-
-@dataclass(frozen=True)
-class Settings:
-    dbt_project_dir: Path
-    dbt_profiles_dir: Path | None
-    dbt_target: str | None
-    timezone: str
-    partition_start: date
-    warehouse_pool: str
-    automation_interval_seconds: int = DEFAULT_AUTOMATION_INTERVAL_SECONDS
-    schedule_hour: int = DEFAULT_SCHEDULE_HOUR
-    late_after_hours: int = DEFAULT_LATE_AFTER_HOURS
-    warehouse_slots: Mapping[str, int] = field(
-        default_factory=lambda: dict(DEFAULT_WAREHOUSE_SLOTS)
-    )
-    environment: Environment = field(
-        default_factory=lambda: Environment(DEFAULT_ENVIRONMENT, None, False, True, False)
-    )
-    source: Path | None = None
-
-    def slots_for(self, adapter_type: str | None) -> int:
-        """The warehouse pool's slots for a target of this adapter (1 unless set)."""
-        return self.warehouse_slots.get(adapter_type or "", 1)
-
-    # None when flower.yaml has no alerts section: alerts are off.
     alerts: AlertSettings | None = None
-    admin: AdminSettings = field(default_factory=AdminSettings)
+    admin: AdminSettings = Field(default_factory=dict, validate_default=True)
+
+    # Resolved by load_settings, not keys of the file (see FILE_KEYS).
+    environment: Environment = Field(default_factory=Environment)
+    dbt_project_dir: Path = Path(DEFAULT_DBT_PROJECT_DIR)
+    dbt_profiles_dir: Path | None = None  # None: dbt's default (~/.dbt)
+    dbt_target: str | None = None  # None: the profile's default target
+    source: Path | None = None  # None: no settings file, every key has its default
+
+    @field_validator("environments")
+    @classmethod
+    def _named(cls, value: dict[str, Environment]) -> dict[str, Environment]:
+        for name, environment in value.items():
+            environment._name = name
+        return value
+
+    @property
+    def schedule_hour(self) -> int:
+        return self.schedule.hour
+
+    @property
+    def late_after_hours(self) -> int:
+        return self.schedule.late_after_hours
+
+    @property
+    def timezone(self) -> str:
+        return self.schedule.timezone
 
     @property
     def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
+        return ZoneInfo(self.schedule.timezone)
+
+    @property
+    def partition_start(self) -> date:
+        return self.partitions.start
+
+    @property
+    def automation_interval_seconds(self) -> int:
+        return self.automation.interval_seconds
+
+    @property
+    def warehouse_pool(self) -> str:
+        return self.warehouse.pool
+
+    @property
+    def warehouse_slots(self) -> Mapping[str, int]:
+        return self.warehouse.slots
+
+    def slots_for(self, adapter_type: str | None) -> int:
+        """The warehouse pool's slots for a target of this adapter (1 unless set)."""
+        return self.warehouse.slots.get(adapter_type or "", 1)
+
+
+# The top-level keys of flower.yaml: the sections, not what loading resolves.
+FILE_KEYS = (
+    "schedule",
+    "partitions",
+    "dbt",
+    "automation",
+    "warehouse",
+    "environments",
+    "alerts",
+    "admin",
+)
 
 
 def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
@@ -343,10 +405,19 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = N
         if value:
             _set(raw, key, _coerce(value))
             sources[key] = variable
+    base = path.parent if path else here
+    # Resolved fields are no keys of the file: reported like any unknown key.
+    resolved = [
+        {"type": "extra_forbidden", "loc": (key,), "msg": "", "input": raw.pop(key)}
+        for key in list(raw)
+        if key in Settings.model_fields and key not in FILE_KEYS
+    ]
     try:
-        parsed = _File.model_validate(raw)
+        parsed = Settings.model_validate(raw, context={"base": base})
     except ValidationError as error:
-        raise SettingsError(_describe(error, label, sources)) from None
+        raise SettingsError(_describe([*error.errors(), *resolved], label, sources)) from None
+    if resolved:
+        raise SettingsError(_describe(resolved, label, sources))
 
     if parsed.schedule.hour + parsed.schedule.late_after_hours > 23:
         hour_source = sources.get("schedule.hour", f"{label}: schedule.hour")
@@ -357,70 +428,30 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = N
             "allowed: hour + late_after_hours of at most 23"
         )
     _guard_production(parsed.environments, label)
-    base = path.parent if path else here
     env_name = env.get("FLOWER_ENV") or DEFAULT_ENVIRONMENT
     if env_name not in parsed.environments:
         raise SettingsError(
             f"FLOWER_ENV is {env_name!r}; allowed: {', '.join(parsed.environments)} "
             f"(the environments of {label})"
         )
-    chosen = parsed.environments[env_name]
-    environment = Environment(
-        env_name, chosen.target, chosen.schedules, chosen.automation, chosen.alerts
-    )
+    environment = parsed.environments[env_name]
     project_dir = _project_dir(parsed.dbt.project_dir, base, sources, label, path is None)
     profiles_dir = _profiles_dir(parsed.dbt.profiles_dir, project_dir, base, sources, label)
-    return Settings(
-        dbt_project_dir=project_dir,
-        dbt_profiles_dir=profiles_dir,
-        # An environment's target names a target of the file's own dbt project: a project
-        # chosen by FLOWER_DBT_PROJECT_DIR runs its profile's default unless FLOWER_DBT_TARGET.
-        dbt_target=env.get("FLOWER_DBT_TARGET")
-        or (None if "dbt.project_dir" in sources else environment.target),
-        timezone=parsed.schedule.timezone,
-        partition_start=parsed.partitions.start,
-        warehouse_pool=parsed.warehouse.pool,
-        warehouse_slots=dict(parsed.warehouse.slots),
-        automation_interval_seconds=parsed.automation.interval_seconds,
-        schedule_hour=parsed.schedule.hour,
-        late_after_hours=parsed.schedule.late_after_hours,
-        environment=environment,
-        source=path,
-        alerts=_alert_settings(parsed.alerts, base),
-        admin=_admin_settings(parsed.admin, base),
+    return parsed.model_copy(
+        update={
+            "environment": environment,
+            "dbt_project_dir": project_dir,
+            "dbt_profiles_dir": profiles_dir,
+            # An environment's target names a target of the file's own dbt project: a project
+            # chosen by FLOWER_DBT_PROJECT_DIR runs its profile's default unless FLOWER_DBT_TARGET.
+            "dbt_target": env.get("FLOWER_DBT_TARGET")
+            or (None if "dbt.project_dir" in sources else environment.target),
+            "source": path,
+        }
     )
 
 
-def _alert_settings(alerts: _Alerts | None, base: Path) -> AlertSettings | None:
-    if alerts is None:
-        return None
-    hours = alerts.working_hours
-    start, end = int(hours.start), int(hours.end)
-    return AlertSettings(
-        slack_api_url=alerts.slack_api_url,
-        ui_base_url=alerts.ui_base_url.rstrip("/"),
-        platform_channel=alerts.platform_channel,
-        people_file=_resolve(alerts.people_file, base),
-        oncall_file=_resolve(alerts.oncall_file, base),
-        working_days=tuple(sorted(WEEKDAYS.index(day) for day in hours.days)),
-        working_start=time(start // 60, start % 60),
-        working_end=None if end == 24 * 60 else time(end // 60, end % 60),
-    )
-
-
-def _admin_settings(admin: _Admin, base: Path) -> AdminSettings:
-    return AdminSettings(
-        host=admin.host,
-        port=admin.port,
-        dagster_graphql_url=admin.dagster_graphql_url,
-        access_file=_resolve(admin.access_file, base),
-        max_partitions=admin.max_partitions,
-        audit_log=_resolve(admin.audit_log, base),
-        trust_proxy_header=admin.trust_proxy_header,
-    )
-
-
-def _guard_production(environments: Mapping[str, _Environment], label: str) -> None:
+def _guard_production(environments: Mapping[str, Environment], label: str) -> None:
     """No other environment may name prod's dbt target: dev and stage never write prod data."""
     prod = environments.get(PRODUCTION)
     if prod is None or prod.target is None:
@@ -481,9 +512,9 @@ def _coerce(value: str) -> Any:
     return int(stripped) if stripped.isdigit() else stripped
 
 
-def _describe(error: ValidationError, label: str, sources: Mapping[str, str]) -> str:
+def _describe(errors: Sequence[Mapping[str, Any]], label: str, sources: Mapping[str, str]) -> str:
     lines = []
-    for item in error.errors():
+    for item in errors:
         loc = [str(part) for part in item["loc"]]
         key = ".".join(loc)
         if item["type"] == "extra_forbidden":
@@ -514,12 +545,14 @@ def _show(value: Any) -> str:
 
 
 def _fields_at(path: list[str]) -> list[str]:
-    model: type[BaseModel] = _File
+    if not path:
+        return list(FILE_KEYS)
+    model: type[BaseModel] = Settings
     for part in path:
-        if model is _File and part == "environments":
-            return list(_Environment.model_fields)
+        if model is Settings and part == "environments":
+            return list(Environment.model_fields)
         annotation = model.model_fields[part].annotation
-        # An optional section (`alerts: _Alerts | None`) lists the fields of its model.
+        # An optional section (`alerts: AlertSettings | None`) lists the fields of its model.
         annotation = next(
             (a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)),
             annotation,
@@ -527,7 +560,7 @@ def _fields_at(path: list[str]) -> list[str]:
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             model = annotation
         else:
-            return list(_Environment.model_fields)
+            return list(Environment.model_fields)
     return list(model.model_fields)
 
 

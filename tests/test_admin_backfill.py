@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from flower_dagster.admin.backfill import Refused, plan_backfill
@@ -21,7 +19,7 @@ def models(warehouse: Warehouse):
 
 @pytest.fixture(scope="module")
 def settings(warehouse: Warehouse):
-    return replace(warehouse.settings, admin=AdminSettings(max_partitions=31))
+    return warehouse.settings.model_copy(update={"admin": AdminSettings(max_partitions=31)})
 
 
 @pytest.fixture(scope="module")

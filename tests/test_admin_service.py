@@ -12,7 +12,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -109,17 +109,15 @@ def service(warehouse: Warehouse, tmp_path_factory) -> Iterator[Service]:
     access_file = root / "access.yaml"
     _write_access(access_file, ["owner:commerce"])
     port = free_port()
-    settings = replace(
-        warehouse.settings,
-        admin=AdminSettings(
-            port=port,
-            dagster_graphql_url=f"http://127.0.0.1:{dagster.server_port}/graphql",
-            access_file=access_file,
-            max_partitions=10,
-            audit_log=root / "audit.jsonl",
-            trust_proxy_header="X-Forwarded-User",
-        ),
+    admin = AdminSettings(
+        port=port,
+        dagster_graphql_url=f"http://127.0.0.1:{dagster.server_port}/graphql",
+        access_file=access_file,
+        max_partitions=10,
+        audit_log=root / "audit.jsonl",
+        trust_proxy_header="X-Forwarded-User",
     )
+    settings = warehouse.settings.model_copy(update={"admin": admin})
     models = models_from_manifest(FlowerDbtProject.from_settings(settings).load_manifest())
     context = AdminContext(
         settings=settings,

@@ -33,7 +33,13 @@ from flower_dagster.alerts.sensors import AlertConfig, alert_sensor
 from flower_dagster.dbt.run import failure_summary
 from flower_dagster.defs.alerts import alert_definitions
 from flower_dagster.errors import SettingsError
-from flower_dagster.settings import DEMO_DBT_PROJECT_DIR, REPO_ROOT, AlertSettings, load_settings
+from flower_dagster.settings import (
+    DEMO_DBT_PROJECT_DIR,
+    REPO_ROOT,
+    AlertSettings,
+    WorkingHours,
+    load_settings,
+)
 from tests.conftest import make_instance
 from tests.slack_server import SlackServer, channel_id
 
@@ -60,9 +66,12 @@ def test_the_alerts_section_has_defaults_and_resolves_files_next_to_it(tmp_path)
         platform_channel="#data-platform",
         people_file=tmp_path / "people.yaml",
         oncall_file=tmp_path / "oncall.yaml",
-        working_days=(0, 1, 2, 3, 4),
-        working_start=time(9),
-        working_end=time(18),
+        working_hours=WorkingHours(days=["mon", "tue", "wed", "thu", "fri"], start=9, end=18),
+    )
+    assert (alerts.working_days, alerts.working_start, alerts.working_end) == (
+        (0, 1, 2, 3, 4),
+        time(9),
+        time(18),
     )
     assert _settings(tmp_path, "schedule: {hour: 7}\n").alerts is None
 
@@ -117,7 +126,7 @@ def test_alerts_mistakes_are_one_line_each(tmp_path):
 
 
 def test_outside_working_hours_default_is_weekdays_nine_to_six_in_seoul():
-    alerts = AlertSettings("u", "u", "c", Path("p"), Path("o"))
+    alerts = AlertSettings(platform_channel="c", people_file=Path("p"), oncall_file=Path("o"))
     friday = date(2026, 11, 27)
 
     def outside(day: date, hour: int, minute: int = 0) -> bool:
@@ -422,7 +431,12 @@ def test_a_failed_asset_check_alerts_once_and_its_pass_resolves_it(tmp_path, sla
     """Any asset check, not only dbt tests (the late-data check of flower_dagster/late_data)."""
     instance = make_instance(tmp_path / "home")
     defs = Definitions(assets=[traffic_probe], asset_checks=[traffic_probe_late])
-    alerts = AlertSettings("u", "http://ui", "#data-platform", Path("p"), Path("o"))
+    alerts = AlertSettings(
+        ui_base_url="http://ui",
+        platform_channel="#data-platform",
+        people_file=Path("p"),
+        oncall_file=Path("o"),
+    )
     rotation = Rotation(("daniel", "hana"), start=date(2026, 11, 2))
     config = AlertConfig(alerts, "Asia/Seoul", DIRECTORY, rotation)
     sensor_def = alert_sensor(config, running=True, name="checks")

@@ -22,7 +22,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as clock
 from pathlib import Path
@@ -53,7 +53,7 @@ from flower_dagster.dbt.project import FlowerDbtProject
 from flower_dagster.defs.alerts import alert_config, alert_definitions
 from flower_dagster.defs.dbt import dbt_definitions
 from flower_dagster.demo.data import corrupt_day, load_demo_data, repair_day
-from flower_dagster.settings import REPO_ROOT, Settings, load_settings
+from flower_dagster.settings import REPO_ROOT, WEEKDAYS, Settings, WorkingHours, load_settings
 from tests.conftest import Warehouse, copy_demo_project, make_instance
 from tests.slack_server import Received, SlackServer, channel_id
 
@@ -237,7 +237,8 @@ def test_the_definitions_run_the_alert_sensor_with_dagster_slack_where_alerts_ar
     # The token is the variable, not its value: Dagster shows the name only.
     assert resource.token == EnvVar("SLACK_BOT_TOKEN")
     # Where the environment does not want alerts (dev by default), the sensor starts stopped.
-    quiet = replace(story.settings, environment=replace(story.settings.environment, alerts=False))
+    environment = story.settings.environment.model_copy(update={"alerts": False})
+    quiet = story.settings.model_copy(update={"environment": environment})
     stopped = alert_definitions(quiet).get_sensor_def("flower_alerts")
     assert stopped.default_status == DefaultSensorStatus.STOPPED
 
@@ -483,14 +484,8 @@ def test_the_report_reads_incidents_with_oncall_hours_and_resolution(story):
     ends = {label: datetime.fromtimestamp(t, SEOUL) for label, t in story.ended.items()}
     boundary = ends["sql"] + (ends["inputs"] - ends["sql"]) / 2
     alerts = config.alerts
-    hours = type(alerts)(
-        **{
-            **alerts.__dict__,
-            "working_days": tuple(range(7)),
-            "working_start": clock(0),
-            "working_end": boundary.time().replace(tzinfo=None),
-        }
-    )
+    every_day = WorkingHours(days=list(WEEKDAYS), start=clock(0), end=boundary.time())
+    hours = alerts.model_copy(update={"working_hours": every_day})
     day = ends["test"].date()
     start = datetime.combine(day - timedelta(days=1), clock(), tzinfo=SEOUL)
     rows = incidents(

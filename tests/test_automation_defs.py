@@ -67,12 +67,12 @@ def test_the_rule_explains_itself_with_labels(defs):
 
 
 def test_an_environment_without_automation_starts_the_sensor_stopped():
-    from dataclasses import replace
 
     from flower_dagster.defs.automation import automation_definitions
     from flower_dagster.settings import load_settings
 
     settings = load_settings({})
-    off = replace(settings, environment=replace(settings.environment, automation=False))
+    environment = settings.environment.model_copy(update={"automation": False})
+    off = settings.model_copy(update={"environment": environment})
     (sensor,) = automation_definitions(off).sensors or []
     assert sensor.default_status == DefaultSensorStatus.STOPPED

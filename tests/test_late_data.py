@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -111,7 +110,8 @@ def _settings(warehouse: Warehouse, **environment):
             "FLOWER_LATE_AFTER_HOURS": "3",
         }
     )
-    return replace(settings, environment=replace(settings.environment, **environment))
+    chosen = settings.environment.model_copy(update=environment)
+    return settings.model_copy(update={"environment": chosen})
 
 
 @pytest.mark.slow
@@ -132,9 +132,12 @@ def test_every_daily_model_has_a_late_check_and_its_sensor_runs_only_with_schedu
     sensor = defs.get_sensor_def(LATE_DATA_SENSOR_NAME)
     assert sensor.default_status == DefaultSensorStatus.STOPPED
     prod = dbt_definitions(
-        replace(
-            warehouse.settings,
-            environment=Environment("prod", None, schedules=True, automation=True, alerts=True),
+        warehouse.settings.model_copy(
+            update={
+                "environment": Environment.named(
+                    "prod", schedules=True, automation=True, alerts=True
+                )
+            }
         )
     )
     assert prod.get_sensor_def(LATE_DATA_SENSOR_NAME).default_status == (

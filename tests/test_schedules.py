@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -125,7 +124,11 @@ def test_the_hourly_schedule_runs_the_hour_that_has_just_closed(warehouse):
 
 def test_schedules_run_only_where_the_environment_says(warehouse):
     dev = load_settings(_env(warehouse))
-    prod = replace(dev, environment=Environment("prod", None, True, True, True))
+    prod = dev.model_copy(
+        update={
+            "environment": Environment.named("prod", schedules=True, automation=True, alerts=True)
+        }
+    )
     assert dbt_definitions(dev).get_schedule_def("daily_models_0700_kst").default_status == (
         DefaultScheduleStatus.STOPPED
     )
