@@ -6,6 +6,9 @@ dbt target and whether schedules, automation and alerts run there. Environment v
 single values (FLOWER_ENV picks the environment, FLOWER_SCHEDULE_HOUR the hour; see
 `ENV_OVERRIDES`). Every mistake stops loading with one line naming the file or variable, the
 key, the value and what is allowed; all mistakes are listed at once.
+
+The file is found as other tools find theirs: FLOWER_SETTINGS_FILE, else flower.yaml in the
+current directory; its relative paths resolve against its folder (docs/settings.md).
 """
 
 from __future__ import annotations
