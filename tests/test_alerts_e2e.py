@@ -375,9 +375,12 @@ def test_a_resolved_partition_gets_a_reply_in_its_alerts_thread(story, delivered
     alerts = _alerts(server)
     replies = {r["thread_ts"]: r for r in _replies(server)}
     repair = story.runs["repair"]
-    # The server numbers its ts in order: recover each alert's ts from the order of posts.
-    order = [_run_ids(b)[0] for b in server.posts() if not b.get("thread_ts")]
-    ts = {run: f"1764000000.{i + 1:06d}" for i, run in enumerate(order)}
+    # Each alert's ts, from the server's answers.
+    ts = {
+        _run_ids(r.body)[0]: r.answer["ts"]
+        for r in server.received
+        if r.method == "chat.postMessage" and r.ok and not r.body.get("thread_ts")
+    }
     for label in ("test", "lock"):
         reply = replies[ts[story.runs[label]]]
         assert reply["channel"] == channel_id(alerts[story.runs[label]]["channel"])
