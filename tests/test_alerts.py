@@ -24,7 +24,13 @@ from dagster import (
 )
 
 from flower_dagster.alerts.classify import Cause, DbtResult, FailedCheck, RunFacts, classify
-from flower_dagster.alerts.delivery import FlowerSlackResource, NotDelivered, Posted, post
+from flower_dagster.alerts.delivery import (
+    FlowerSlackResource,
+    NotDelivered,
+    Posted,
+    post,
+    retry_after_seconds,
+)
 from flower_dagster.alerts.messages import Alert, render_alert, render_resolution
 from flower_dagster.alerts.oncall import Rotation, oncall_for
 from flower_dagster.alerts.people import load_directory, route
@@ -342,6 +348,21 @@ def test_a_429_is_not_delivered_with_its_retry_after_and_no_retry_inside_the_cal
     result = post(_client(slack), "#x", MESSAGE)
     assert result == NotDelivered("Slack rate limit (429, retry after 7 s)", 7.0)
     assert len(slack.received) == 1  # the sensor retries on a later tick, not here
+
+
+def test_retry_after_is_whole_seconds_and_a_decimal_is_rounded_up(slack):
+    assert [retry_after_seconds(v) for v in ("7", "1.5", "0.2", ["3"], "soon", None, "-1")] == [
+        7.0,
+        2.0,
+        1.0,
+        3.0,
+        30.0,
+        30.0,
+        30.0,
+    ]
+    slack.fail_next(429, retry_after="1.5")
+    result = post(_client(slack), "#x", MESSAGE)
+    assert result == NotDelivered("Slack rate limit (429, retry after 2 s)", 2.0)
 
 
 def test_a_500_and_a_server_that_is_down_are_not_delivered(slack):

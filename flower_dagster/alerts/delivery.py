@@ -12,6 +12,7 @@ allows the next try for a 429).
 
 from __future__ import annotations
 
+import math
 import urllib.error
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from flower_dagster.settings import DEFAULT_SLACK_API_URL
 TOKEN_VARIABLE = "SLACK_BOT_TOKEN"
 # Slack errors that say the channel is wrong, not Slack: the alert goes to the platform channel.
 CHANNEL_ERRORS = frozenset({"channel_not_found", "not_in_channel", "is_archived"})
+RETRY_AFTER_DEFAULT = 30.0  # seconds, when a 429 has no usable Retry-After
 
 
 class FlowerSlackResource(SlackResource):
@@ -79,15 +81,23 @@ def post(
     return Posted(str(response.get("channel") or channel), str(response["ts"]))
 
 
+def retry_after_seconds(value: Any) -> float:
+    """Slack's Retry-After in whole seconds: an integer, a decimal rounded up, else 30 s."""
+    if isinstance(value, list):
+        value = value[0] if value else None
+    try:
+        seconds = math.ceil(float(str(value).strip()))
+    except (TypeError, ValueError, OverflowError):
+        return RETRY_AFTER_DEFAULT
+    return float(seconds) if seconds >= 0 else RETRY_AFTER_DEFAULT
+
+
 def _not_delivered(error: SlackApiError) -> NotDelivered:
     response = error.response
     status = getattr(response, "status_code", None)
     headers = {k.lower(): v for k, v in (getattr(response, "headers", None) or {}).items()}
     if status == 429:
-        retry_after = headers.get("retry-after")
-        if isinstance(retry_after, list):
-            retry_after = retry_after[0]
-        seconds = float(retry_after) if retry_after and str(retry_after).isdigit() else 30.0
+        seconds = retry_after_seconds(headers.get("retry-after"))
         return NotDelivered(f"Slack rate limit (429, retry after {seconds:g} s)", seconds)
     data = getattr(response, "data", None)
     code = data.get("error") if isinstance(data, dict) else None
