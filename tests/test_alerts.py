@@ -8,6 +8,11 @@ The real failures (SQL error, data test, inputs, a locked warehouse) are in test
 from __future__ import annotations
 
 import logging
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -16,6 +21,7 @@ import pytest
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
+    DagsterInstance,
     Definitions,
     asset,
     asset_check,
@@ -24,12 +30,18 @@ from dagster import (
 )
 
 from flower_dagster.alerts.classify import Cause, DbtResult, FailedCheck, RunFacts, classify
-from flower_dagster.alerts.delivery import FlowerSlackResource, NotDelivered, Posted, post
+from flower_dagster.alerts.delivery import (
+    FlowerSlackResource,
+    NotDelivered,
+    Posted,
+    post,
+    retry_after_seconds,
+)
 from flower_dagster.alerts.messages import Alert, render_alert, render_resolution
 from flower_dagster.alerts.oncall import Rotation, oncall_for
 from flower_dagster.alerts.people import load_directory, route
 from flower_dagster.alerts.report import outside_working_hours
-from flower_dagster.alerts.sensors import AlertConfig, alert_sensor
+from flower_dagster.alerts.sensors import AlertConfig, Outbox, alert_sensor
 from flower_dagster.dbt.run import failure_summary
 from flower_dagster.defs.alerts import alert_definitions
 from flower_dagster.errors import SettingsError
@@ -40,6 +52,8 @@ from flower_dagster.settings import (
     WorkingHours,
     load_settings,
 )
+from tests import alerts_child
+from tests.alerts_child import PLATFORM
 from tests.conftest import make_instance
 from tests.slack_server import SlackServer, channel_id
 
@@ -340,7 +354,7 @@ MESSAGE = {
 
 def test_a_post_returns_the_channel_id_and_ts_for_thread_replies(slack):
     posted = post(_client(slack), "#commerce-data", MESSAGE)
-    assert posted == Posted(channel_id("#commerce-data"), "1764000000.000001")
+    assert posted == Posted(channel_id("#commerce-data"), slack.received[0].answer["ts"])
     reply = post(_client(slack), posted.channel, MESSAGE, thread_ts=posted.ts)
     assert isinstance(reply, Posted)
     assert slack.received[1].body["thread_ts"] == posted.ts
@@ -352,6 +366,21 @@ def test_a_429_is_not_delivered_with_its_retry_after_and_no_retry_inside_the_cal
     result = post(_client(slack), "#x", MESSAGE)
     assert result == NotDelivered("Slack rate limit (429, retry after 7 s)", 7.0)
     assert len(slack.received) == 1  # the sensor retries on a later tick, not here
+
+
+def test_retry_after_is_whole_seconds_and_a_decimal_is_rounded_up(slack):
+    assert [retry_after_seconds(v) for v in ("7", "1.5", "0.2", ["3"], "soon", None, "-1")] == [
+        7.0,
+        2.0,
+        1.0,
+        3.0,
+        30.0,
+        30.0,
+        30.0,
+    ]
+    slack.fail_next(429, retry_after="1.5")
+    result = post(_client(slack), "#x", MESSAGE)
+    assert result == NotDelivered("Slack rate limit (429, retry after 2 s)", 2.0)
 
 
 def test_a_500_and_a_server_that_is_down_are_not_delivered(slack):
@@ -464,8 +493,182 @@ def test_a_failed_asset_check_alerts_once_and_its_pass_resolves_it(tmp_path, sla
     passing = materialize([traffic_probe, traffic_probe_late], instance=instance)
     cursor = tick(cursor)
     tick(cursor)
-    alert_ts = "1764000000.000001"
+    alert_ts = slack.received[0].answer["ts"]
     (reply,) = [b for b in slack.posts() if b.get("thread_ts") == alert_ts]
     assert f"built by run <http://ui/runs/{passing.run_id}|" in reply["text"]
     assert len(slack.posts()) == 2
     instance.dispose()
+
+
+# --- exactly once: lost answers, refused messages, crashes (a real instance, the local server) --
+
+
+def test_a_refusal_retrying_cannot_fix_is_told_from_one_it_can(slack):
+    slack.refuse("invalid_blocks", lambda body: body.get("text") == "bad")
+    slack.refuse("invalid_auth", lambda body: body.get("text") == "token")
+    refused = post(_client(slack), "#x", {"text": "bad", "blocks": []})
+    assert isinstance(refused, NotDelivered) and refused.refused
+    assert refused.code == "invalid_blocks"
+    waits = post(_client(slack), "#x", {"text": "token"})
+    assert isinstance(waits, NotDelivered) and not waits.refused and not waits.channel_problem
+
+
+@dataclass
+class Feed:
+    """A Dagster instance on disk whose `feed` asset fails or succeeds on demand."""
+
+    home: Path
+    instance: DagsterInstance
+    slack: SlackServer
+    name: str = "exactly_once"
+    cursor: str | None = None
+    runs: list[str] = field(default_factory=list)
+
+    def run(self, fail: bool) -> str:
+        alerts_child.FEED["fail"] = fail
+        result = materialize([alerts_child.feed], instance=self.instance, raise_on_error=False)
+        assert result.success is not fail
+        self.runs.append(result.run_id)
+        return result.run_id
+
+    def tick(self, timeout: int = 10):
+        result = alerts_child.tick(self.instance, self.name, self.slack.url, self.cursor, timeout)
+        self.cursor = result.cursor
+        return result
+
+    def tick_killed(self, post: int, writes: int = 0, pattern: str = ".") -> None:
+        """The tick in a child process that is SIGKILLed at the chosen point (alerts_child)."""
+        args = [str(self.home), self.name, self.slack.url, self.cursor or ""]
+        args += [str(post), str(writes), pattern]
+        child = subprocess.run(
+            [sys.executable, "-m", "tests.alerts_child", *args],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
+
+    def alerts(self) -> dict[str, list[dict]]:
+        """Top-level messages Slack accepted, by the run id they name."""
+        found: dict[str, list[dict]] = {}
+        for body in self.slack.posts():
+            if not body.get("thread_ts"):
+                (run_id,) = {r for r in self.runs if r in body["text"]}
+                found.setdefault(run_id, []).append(body)
+        return found
+
+    def replies(self) -> list[dict]:
+        return [body for body in self.slack.posts() if body.get("thread_ts")]
+
+
+@pytest.fixture
+def feed(tmp_path, slack) -> Iterator[Feed]:
+    home = tmp_path / "home"
+    instance = make_instance(home)
+    feed = Feed(home, instance, slack)
+    feed.tick()  # a new sensor starts at the end of the log
+    yield feed
+    instance.dispose()
+
+
+@pytest.mark.parametrize("how", ["late", "drop"])
+def test_an_answer_lost_after_slack_accepted_is_found_not_posted_again(feed, how):
+    first, second = feed.run(fail=True), feed.run(fail=True)
+    feed.slack.late_seconds = 2.5
+    feed.slack.lose_next(how)  # the first alert is accepted, its answer lost
+    lost = feed.tick(timeout=1)
+    assert "unreachable" in lost.skip_reason.skip_message
+    assert len(feed.slack.posts()) == 1
+    feed.tick(timeout=1)
+    alerts = feed.alerts()
+    assert {run: len(bodies) for run, bodies in alerts.items()} == {first: 1, second: 1}
+    # The reply of a resolution whose answer is lost is looked for in its thread.
+    feed.run(fail=False)
+    feed.slack.lose_next(how)
+    feed.tick(timeout=1)
+    feed.tick(timeout=1)
+    feed.tick(timeout=1)
+    # One reply in each alert's thread (a lost answer's ts is in what the server answered).
+    alert_ts = [
+        r.answer["ts"]
+        for r in feed.slack.received
+        if r.method == "chat.postMessage" and r.ok and not r.body.get("thread_ts")
+    ]
+    assert sorted(r["thread_ts"] for r in feed.replies()) == sorted(alert_ts)
+    assert any(r.method == "conversations.replies" for r in feed.slack.received)
+
+
+@pytest.mark.parametrize("error", ["invalid_blocks", "msg_too_long"])
+def test_a_refused_alert_goes_once_in_its_safe_form_and_every_later_one_goes_out(feed, error):
+    first, refused, third = (feed.run(fail=True) for _ in range(3))
+    feed.slack.refuse(error, lambda body: refused in body["text"] and "blocks" in body)
+    result = feed.tick()
+    feed.run(fail=False)
+    feed.tick()
+    feed.tick()
+    alerts = feed.alerts()
+    assert {run: len(bodies) for run, bodies in alerts.items()} == {first: 1, refused: 1, third: 1}
+    (safe,) = alerts[refused]
+    assert safe["channel"] == PLATFORM and "blocks" not in safe
+    assert safe["text"].startswith(f"Alert for run {refused} (feed) could not be posted in full")
+    assert f"({error})" in safe["text"] and f"http://ui/runs/{refused}" in safe["text"]
+    assert "blocks" in alerts[first][0] and "blocks" in alerts[third][0]
+    # Every alert, the safe one too, gets its resolution in its thread.
+    assert len(feed.replies()) == 3
+    assert len({r["thread_ts"] for r in feed.replies()}) == 3
+    assert f"alert for run {third}" in result.skip_reason.skip_message
+
+
+def test_a_message_refused_in_its_safe_form_too_is_recorded_and_the_sensor_moves_on(feed):
+    first, refused, third = (feed.run(fail=True) for _ in range(3))
+    feed.slack.refuse("invalid_arguments", lambda body: refused in body["text"])
+    result = feed.tick()
+    assert f"UNDELIVERABLE alert for run {refused}" in result.skip_reason.skip_message
+    feed.run(fail=False)
+    feed.tick()
+    assert set(feed.alerts()) == {first, third} and len(feed.replies()) == 2
+    (entry,) = Outbox(feed.instance, feed.name).undeliverable()
+    assert entry["key"] == refused and "invalid_arguments" in entry["reason"]
+    assert "its safe form too" in entry["reason"]
+
+
+@pytest.mark.parametrize(
+    ("writes", "pattern"),
+    [(0, "."), (1, "/(sent|open)")],
+    ids=["after-the-post", "between-the-two-writes"],
+)
+def test_killed_while_recording_an_alert_it_is_neither_posted_again_nor_its_reply_lost(
+    feed, writes, pattern
+):
+    failed = feed.run(fail=True)
+    feed.tick_killed(post=1, writes=writes, pattern=pattern)
+    assert len(feed.slack.posts()) == 1  # Slack has it; the process died before recording it
+    feed.tick()
+    feed.run(fail=False)
+    feed.tick()
+    assert {run: len(b) for run, b in feed.alerts().items()} == {failed: 1}
+    assert len(feed.replies()) == 1
+
+
+def test_killed_between_the_post_of_a_reply_and_its_record_it_is_not_posted_again(feed):
+    feed.run(fail=True)
+    feed.tick()
+    feed.run(fail=False)
+    feed.tick_killed(post=1)
+    assert len(feed.replies()) == 1
+    feed.tick()
+    feed.tick()
+    assert len(feed.replies()) == 1
+
+
+def test_killed_between_the_two_writes_of_a_reply_it_is_neither_lost_nor_doubled(feed):
+    feed.run(fail=True)
+    feed.tick()
+    feed.run(fail=False)
+    feed.tick_killed(post=1, writes=1, pattern="/(reply/|open)")
+    feed.tick()
+    feed.run(fail=False)  # builds the partition again: nothing is left to resolve
+    feed.tick()
+    assert len(feed.replies()) == 1
+    assert len(feed.alerts()) == 1

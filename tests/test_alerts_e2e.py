@@ -376,9 +376,12 @@ def test_a_resolved_partition_gets_a_reply_in_its_alerts_thread(story, delivered
     alerts = _alerts(server)
     replies = {r["thread_ts"]: r for r in _replies(server)}
     repair = story.runs["repair"]
-    # The server numbers its ts in order: recover each alert's ts from the order of posts.
-    order = [_run_ids(b)[0] for b in server.posts() if not b.get("thread_ts")]
-    ts = {run: f"1764000000.{i + 1:06d}" for i, run in enumerate(order)}
+    # Each alert's ts, from the server's answers.
+    ts = {
+        _run_ids(r.body)[0]: r.answer["ts"]
+        for r in server.received
+        if r.method == "chat.postMessage" and r.ok and not r.body.get("thread_ts")
+    }
     for label in ("test", "lock"):
         reply = replies[ts[story.runs[label]]]
         assert reply["channel"] == channel_id(alerts[story.runs[label]]["channel"])
@@ -443,6 +446,30 @@ def test_a_500_on_a_reply_retries_the_reply_not_the_alerts(story, slack):
     _tick(story, "flower_alerts_500", slack, first.cursor)
     assert len(_alerts(slack)) == 4 and len(_replies(slack)) == 2
     assert len(slack.posts()) == 6
+
+
+def test_a_refused_alert_goes_in_its_safe_form_and_every_other_message_goes_out(story, slack):
+    sql = story.runs["sql"]
+    slack.refuse("invalid_blocks", lambda body: sql in json.dumps(body) and "blocks" in body)
+    first = _tick(story, "flower_alerts_refused", slack, story.start)
+    again = _tick(story, "flower_alerts_refused", slack, first.cursor)
+    alerts = _alerts(slack)  # one message per run, none twice
+    assert set(alerts) == {story.runs[label] for label in ("test", "sql", "inputs", "lock")}
+    assert alerts[sql]["channel"] == "#data-platform" and "blocks" not in alerts[sql]
+    assert "could not be posted in full (invalid_blocks)" in alerts[sql]["text"]
+    assert len(_replies(slack)) == 2 and len(slack.posts()) == 6
+    assert again.cursor == first.cursor
+    assert Cursor.parse(first.cursor).after > Cursor.parse(story.start).after
+
+
+def test_a_reply_whose_answer_is_lost_is_found_in_its_thread_not_sent_twice(story, slack):
+    slack.lose_next("drop", after=4)  # the four alerts pass; the first reply's answer is lost
+    first = _tick(story, "flower_alerts_lost", slack, story.start)
+    assert "unreachable" in first.skip_reason.skip_message
+    _tick(story, "flower_alerts_lost", slack, first.cursor)
+    assert len(_alerts(slack)) == 4 and len(_replies(slack)) == 2
+    assert len({r["thread_ts"] for r in _replies(slack)}) == 2
+    assert [r.method for r in slack.received].count("conversations.replies") == 1
 
 
 def test_an_unknown_channel_falls_back_to_the_platform_channel(story, slack):

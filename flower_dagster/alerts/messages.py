@@ -81,6 +81,31 @@ def render_resolution(
 # --- parts -------------------------------------------------------------------------------------
 
 
+def render_safe_alert(alert: Alert, refusal: str) -> dict[str, Any]:
+    """The alert in a form Slack cannot refuse for its content: short plain text, no blocks.
+
+    Sent to the platform channel when Slack refused the full message for good, so the failure
+    is still announced and the sensor can move on to later alerts.
+    """
+    models = ", ".join(dict.fromkeys(m for m, _ in alert.failed)) or "checks"
+    text = (
+        f"Alert for run {alert.run_id} ({models[:200]}) could not be posted in full "
+        f"({refusal[:100]}); the run: {alert.run_url}"
+    )
+    return {"text": text}
+
+
+def render_safe_resolution(
+    alert_id: str, run_id: str, run_url: str, refusal: str
+) -> dict[str, Any]:
+    """A resolution reply that Slack refused for good, as short plain text (see above)."""
+    text = (
+        f"The alert for run {alert_id} is resolved by run {run_id}; the reply could not be "
+        f"posted in its thread ({refusal[:100]}); the run: {run_url}"
+    )
+    return {"text": text}
+
+
 def _section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
 
