@@ -6,7 +6,8 @@ Each grain's models are chosen by a dbt selector on their own config
 wires dependencies across the groups from the manifest, and its default time-window mapping
 relates the grains (a weekly partition reads its seven daily partitions).
 
-This is dagster-dbt's `@dbt_assets` plus one thing it cannot take: every roll-up also gets the
+The specs are dagster-dbt's, from one `@dbt_assets` over the project; each group is a
+`multi_asset` of them plus one thing `@dbt_assets` cannot take: every roll-up also gets the
 blocking asset check `inputs_complete` (the source check), evaluated before dbt runs.
 """
 
@@ -28,12 +29,11 @@ from dagster import (
     PartitionsDefinition,
     multi_asset,
 )
-from dagster_dbt import DbtCliResource
+from dagster_dbt import DbtCliResource, dbt_assets
 from dagster_dbt.asset_utils import (
     DAGSTER_DBT_EXCLUDE_METADATA_KEY,
     DAGSTER_DBT_SELECT_METADATA_KEY,
     DAGSTER_DBT_UNIQUE_ID_METADATA_KEY,
-    build_dbt_specs,
 )
 
 from flower_dagster.automation import repair_condition
@@ -149,20 +149,21 @@ def _specs_by_grain(
 ) -> tuple[dict[Grain | None, list[AssetSpec]], dict[Grain | None, list[AssetCheckSpec]]]:
     """dagster-dbt's asset and check specs of every node, grouped by grain (None: unpartitioned).
 
-    One pass over the whole project, split here by each node's grain, gives the specs that one
-    dbt selection per grain (`grain_selector`) gives, for a fraction of the load time: each
-    selection walks dbt's graph and translates every selected node and its parents again.
-    A check belongs to the group of the asset it checks.
+    One `@dbt_assets` over the whole project, its specs split here by each node's grain, gives
+    the specs that one dbt selection per grain (`grain_selector`) gives, for a fraction of the
+    load time: each selection walks dbt's graph and translates every selected node and its
+    parents again. A check belongs to the group of the asset it checks.
     """
-    all_specs, all_checks = build_dbt_specs(
-        translator=translator,
+
+    @dbt_assets(
         manifest=manifest,
         select="fqn:*",
-        exclude="",
-        selector="",
-        io_manager_key=None,
+        dagster_dbt_translator=translator,
         project=project.dagster_project,
     )
+    def _whole_project(): ...
+
+    all_specs, all_checks = _whole_project.specs, _whole_project.check_specs
     specs: dict[Grain | None, list[AssetSpec]] = defaultdict(list)
     group_of: dict[AssetKey, Grain | None] = {}
     for spec in all_specs:

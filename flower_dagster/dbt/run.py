@@ -31,9 +31,8 @@ from dagster import (
     AssetKey,
     Output,
 )
-from dagster_dbt import DbtCliResource
+from dagster_dbt import DbtCliInvocation, DbtCliResource
 from dagster_dbt.asset_utils import DAGSTER_DBT_UNIQUE_ID_METADATA_KEY
-from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
 
 from flower_dagster._compat import BACKFILL_ID_TAG
 from flower_dagster.dbt.profile import resolve_target
