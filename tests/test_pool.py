@@ -148,6 +148,7 @@ def _materialize_at_the_barrier(warehouse: Warehouse, day: str, barrier, results
         results.put((day, result.success, said, failures))
 
 
+@pytest.mark.slow
 def test_two_dbt_steps_on_one_duckdb_file_at_the_same_instant_take_turns(warehouse: Warehouse):
     """Dagster's SQLite storage can hand the warehouse pool's one slot to two run workers at
     once; DuckDB then refuses the second writer ("Could not set lock on file"). The product's
