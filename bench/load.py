@@ -13,9 +13,7 @@ For each project size, alternately (stock, flower, stock, flower, ...), a fresh 
 `total` is the wall time from spawning the process to the end of the validation, as a person
 running `dagster definitions validate` sees it; `peak MB` is the process's peak RSS then. The
 first run of each side also serializes the repository snapshot (what the webserver and daemon
-receive) to report its size, after the timed part. flower-dagster keeps dagster-dbt's specs
-next to the manifest after its first load (flower_dagster/dbt/spec_cache.py): that first load,
-from no kept file, is timed once before the repeats, which are the loads that follow.
+receive) to report its size, after the timed part.
 
     python -m bench.load --models 200 1000 --repeats 3
 """
@@ -117,22 +115,9 @@ def measure(project: Project, side: str, snapshot: bool) -> dict[str, Any]:
 
 
 def run(sizes: Sequence[int], repeats: dict[int, int], work: Path) -> dict[str, Any]:
-    # Here, not at the top: a child measuring another copy of the package (FLOWER_BENCH_CODE)
-    # imports this module too, and that copy may have no spec cache.
-    from flower_dagster.dbt.spec_cache import CACHE_FILE
-
     results: dict[str, Any] = {"sizes": {}}
     for models in sizes:
         project = prepare_project(models, work)
-        # The first load after `dbt parse` builds dagster-dbt's specs and keeps them next to
-        # the manifest (flower_dagster/dbt/spec_cache.py); every later load reads them back.
-        # Timed once here, from no kept file; the repeats below are the loads that follow.
-        (project.manifest.parent / CACHE_FILE).unlink(missing_ok=True)
-        first = measure(project, "flower", snapshot=False)
-        progress(
-            f"  load {models} models, flower, first load after a parse (specs built and kept): "
-            f"total {first['total']:.1f}s (defs {first['defs']:.1f}s)"
-        )
         runs: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
         for i in range(repeats[models]):
             for side in SIDES:  # side by side: stock then flower, in every repeat
@@ -165,8 +150,6 @@ def run(sizes: Sequence[int], repeats: dict[int, int], work: Path) -> dict[str, 
             "ratio_cpu": ratio(
                 sides["flower"]["cpu_total"]["median"], sides["stock"]["cpu_total"]["median"]
             ),
-            "flower_first_load": {phase: round(first[phase], 2) for phase in PHASES}
-            | {"peak_rss_mb": round(first["peak_rss_mb"], 1)},
         }
     return results
 

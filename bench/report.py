@@ -101,32 +101,13 @@ def goal_rows(results: Result) -> list[dict[str, Any]]:
                 "met": rule < 8 or (pooled is not None and pooled < 8),
             }
         )
-        # Met when each as it ships (flower-dagster's rule on its storage, stock `eager()` on
-        # Dagster's) and the rule against `eager()` on flower-dagster's storage are both faster:
-        # a faster storage alone does not meet the goal. On Dagster's storage, where most of
-        # the tick is opening connections for either condition, the two take about the same
-        # time: shown, for information (see the tick section).
-        pairs = [("rule", "eager", "", True)] + [
-            (r, e, f" ({text})", judged)
-            for r, e, text, judged in (
-                (
-                    "rule-dagster-sqlite",
-                    "eager",
-                    "both on Dagster's SQLite storage, for information",
-                    False,
-                ),
-                ("rule", "eager-flower-sqlite", "both on flower-dagster's", True),
-            )
-            if r in after and e in after
-        ]
+        # Both conditions on the same storage (make dev's): the conditions alone are compared.
         rows.append(
             {
                 "item": "2. Tick",
                 "goal": "... and faster than stock `eager()` on the same graph",
-                "result": "; ".join(
-                    f"{seconds(after[r])} vs {seconds(after[e])}{text}" for r, e, text, _ in pairs
-                ),
-                "met": all(after[r] < after[e] for r, e, _, judged in pairs if judged),
+                "result": f"{seconds(rule)} vs {seconds(after['eager'])}",
+                "met": rule < after["eager"],
             }
         )
     if "3000" in tick:
@@ -347,22 +328,6 @@ def _load(results: Result) -> str:
                     runs_text(s["total"]["runs"]),
                 ]
             )
-        first = entry.get("flower_first_load")
-        if first:
-            rows.append(
-                [
-                    "",
-                    "flower-dagster, first load after a parse (specs built and kept)",
-                    seconds(first["total"]),
-                    seconds(first["cpu_total"]),
-                    seconds(first["defs"]),
-                    seconds(first["validate"]),
-                    f"{first['peak_rss_mb']:.0f}",
-                    "",
-                    "",
-                    f"{first['total']:.1f}",
-                ]
-            )
         rows.append(
             [
                 "",
@@ -389,12 +354,7 @@ def _load(results: Result) -> str:
             "validation; *defs* the import of the module (reading the manifest, building the "
             "assets); *validate* the rest of the command (workspace, repository, snapshot); "
             "*snapshot* the serialized repository snapshot the webserver and daemon receive. "
-            "The manifest is parsed once beforehand (`dbt parse`). flower-dagster keeps "
-            "dagster-dbt's specs of the project next to the manifest "
-            "(`target/flower_dagster_specs.json`, optimisation (14)) after the first load that "
-            "builds them: its row is the loads that follow (what every run worker, code server "
-            "and `dagster dev` reload does until the next change to the project), and the row "
-            "under it that first load, timed once from no kept file, before the repeats.",
+            "The manifest is parsed once beforehand (`dbt parse`).",
             table(
                 [
                     "models",
@@ -415,8 +375,7 @@ def _load(results: Result) -> str:
             "What dominates flower-dagster's load (cProfile at 3,000 models, about 17 s under "
             "the profiler): importing `dagster` and `dagster_dbt` (~2 s, the same for both); "
             "dagster-dbt translating every node and test into specs (~3 s, the same work as "
-            "stock; about 1.1 s without the profiler, a third of that when flower-dagster reads "
-            "them back); building the multi-assets (~2.4 s: one per grain and two for the "
+            "stock); building the multi-assets (~2.4 s: one per grain and two for the "
             "unpartitioned models, with the source check of every roll-up); the jobs Dagster "
             "resolves over the whole graph (~1.8 s: the implicit asset job, and the daily "
             "schedule's job, which stock has not and flower-dagster has not built since (17)); "
@@ -426,10 +385,7 @@ def _load(results: Result) -> str:
             "roll-up. flower-dagster translates the project in one dagster-dbt pass and splits "
             "the specs by grain, and splits the unpartitioned models into what partitioned "
             "models read and the rest, so that Dagster has no cycle between multi-assets to "
-            "break when it builds a job (that took 2.3 s at 3,000 models). Before building, "
-            "flower-dagster's code location raises Python's garbage-collector thresholds "
-            "(optimisation (12)): the full collections had taken about a quarter of its load at "
-            "3,000 models. The stock module keeps CPython's, as a dagster-dbt user's would. "
+            "break when it builds a job (that took 2.3 s at 3,000 models). "
             "What flower-dagster's `validate` adds to stock's at 3,000 models, timed without "
             "the profiler on 2026-11-27: the command checks every partitioned asset's "
             "partitions definition on its own, over the graph it reads back from the snapshot "
@@ -495,7 +451,7 @@ def _tick_postgres(postgres: Result, sqlite: Result) -> list[str]:
     stock = _postgres_after(postgres, size, "dagster-postgres")
     pooled = _postgres_after(postgres, size, "flower")
     gain = (
-        f" The pool and the collector make the tick after updates {stock / pooled:.1f}x faster."
+        f" The pool makes the tick after updates {stock / pooled:.1f}x faster."
         if stock and pooled
         else ""
     )
@@ -510,8 +466,7 @@ def _tick_postgres(postgres: Result, sqlite: Result) -> list[str]:
         "connection for every query (SQLAlchemy's `NullPool`, so that short-lived processes "
         "hold none), and one tick runs thousands of queries; flower-dagster's storage classes "
         "(`flower_dagster/storage.py`) are dagster-postgres's with a small pool of connections "
-        "checked before reuse, and raise Python's garbage-collector thresholds as make dev's "
-        "storage does. On a server across a network, with TLS, each new connection "
+        "checked before reuse. On a server across a network, with TLS, each new connection "
         "costs more than here." + gain,
         table(
             [
@@ -532,10 +487,8 @@ def _tick_postgres(postgres: Result, sqlite: Result) -> list[str]:
 
 # The tick's variants (bench/tick.py VARIANTS) in the order of the table and the figure.
 TICK_VARIANTS = {
-    "eager": ("stock `eager()`", "Dagster's (a connection per query)", STOCK),
-    "rule-dagster-sqlite": ("flower repair rule", "Dagster's (a connection per query)", LIGHT),
-    "eager-flower-sqlite": ("stock `eager()`", "flower-dagster's (make dev)", OTHER),
-    "rule": ("flower repair rule", "flower-dagster's (make dev)", FLOWER),
+    "eager": ("stock `eager()`", "Dagster's SQLite (make dev)", STOCK),
+    "rule": ("flower repair rule", "Dagster's SQLite (make dev)", FLOWER),
 }
 
 
@@ -571,30 +524,17 @@ def _tick(results: Result) -> str:
             "daily asset). Each repeat starts from the same Dagster instance (SQLite files on "
             "tmpfs): the unpartitioned models and the six days before the updated day "
             "materialized for every daily asset (reported with "
-            "`report_runless_asset_event`, no dbt, through make dev's storage, which writes "
-            "Dagster's own SQLite files; kept for the next `make bench` of the same day). "
+            "`report_runless_asset_event`, no dbt; kept for the next `make bench` of the same "
+            "day). "
             "*first* is the first evaluation of a "
             "fresh cursor, *steady* the next one with nothing new, *after* the one after a "
             f"day of updates: partition {day} (the last complete Sunday, so it completes a "
             "week) reported for every daily asset, parents before children. The same graph "
             "runs with the repair rule on every roll-up (flower-dagster) and with "
-            "`AutomationCondition.eager()` on the same roll-ups (stock), each on two storages "
-            "over the same files: Dagster's SQLite storage as it ships, which makes a new "
-            "engine and connection, and compiles each statement again, for every query; and "
-            "flower-dagster's (`flower_dagster/storage.py`, named by `dagster_home/dagster.yaml`, "
-            "the instance of `make dev`), which keeps each file's connection open in the "
-            "process and, on loading, raises Python's garbage-collector thresholds "
-            "(`flower_dagster/collector.py`, optimisation (10) below), so both conditions get "
-            "both. Stock is `eager()` on Dagster's storage; flower-dagster as it ships is "
-            "the repair rule on flower-dagster's storage. The goal asks that flower-dagster as "
-            "it ships be faster than stock, and that the rule be faster than `eager()` on "
-            "flower-dagster's storage, so that a faster storage alone does not meet it. On "
-            "Dagster's storage the two conditions take about the same time after updates, and "
-            "either may come out ahead in a run (`make bench` of 2026-11-27: 20.1 vs 23.6 s at "
-            "18:44 UTC, 21.6 vs 18.3 s at 20:44 UTC), though the rule asks the event log fewer "
-            "questions (over the three ticks at 1,000 models, about 7,250 calls to its query "
-            "methods against 11,430, counted at about 21:00 UTC): there most of the tick is "
-            "opening a connection for each of them (below), which hides the difference.",
+            "`AutomationCondition.eager()` on the same roll-ups (stock), both on the instance "
+            "of `make dev` (`dagster_home/dagster.yaml`: Dagster's SQLite storage as it ships, "
+            "which makes a new engine and connection, and compiles each statement again, for "
+            "every query).",
             table(
                 [
                     "models",
@@ -617,7 +557,7 @@ def _tick(results: Result) -> str:
             "every roll-up, and for each pair of a roll-up and an updated parent Dagster "
             "fetches the parent's per-partition materialization times from the event log (two "
             "queries per pair, not shared between the roll-ups that read the same parent; about "
-            "a fifth of the rule's tick on flower-dagster's storage); bringing each updated "
+            "a fifth of the rule's tick); bringing each updated "
             "asset's partition status up to date "
             "(once per asset, the same for `eager()`); and the cursor, serialized and read back "
             "every tick, whose size grows with the number of condition nodes per roll-up (about "
@@ -716,26 +656,14 @@ def _backfill(results: Result) -> str:
             f"{times(b['ratios']['flower_vs_floor_build'])}. flower-dagster's time is the "
             "floor plus a cost per run that does not grow with the data, "
             f"{seconds(c['flower']['median'] - floor)} here: what the run's process does "
-            "besides dbt (cProfile of one run), less dbt's own start-up (~1.8 s), which the "
-            "floor pays and flower-dagster's fork of the run's process does not (16). "
+            "besides dbt (cProfile of one run). "
             "Besides dbt: starting Python and importing Dagster and dagster-dbt, which imports "
             "much of dbt-core (~2.5 s); loading the code location (~1 s at 200 models); and "
             "writing two events "
             "per partition to the instance's event log, the planned materialization and the "
-            "materialization (~730 events), which Dagster needs to show and track each day. "
-            "make dev's storage writes them about 3 s faster than Dagster's own SQLite storage, "
-            "which opens a connection and builds an engine per query (optimisation (8) below), "
-            "and about 1 s faster again since it writes a run's planned materializations in "
-            "one transaction and stops asking the schema at every event (13); since (18) the "
-            "materializations, which flower-dagster's dbt step logs itself (each day with its "
-            "content's version), go to the storage as one batch too, and a planned dbt test's "
-            "365 partition rows carry the event serialized once instead of 365 times. Exiting the "
-            "process had cost another 0.9 s after the run had finished, CPython's last "
-            "garbage collection over the whole heap, which flower-dagster's processes skip "
-            "since (15). dbt's own start-up in a second process, which imported dbt-core "
-            "again although the run's process had imported most of it through dagster-dbt, "
-            "is now a fork of the run's process when that is safe (16): dbt still runs in a "
-            "process of its own, without starting Python and importing dbt-core again. "
+            "materialization (~730 events), which Dagster needs to show and track each day; "
+            "and dagster-dbt's start of dbt (`dbt --version` in a subprocess, then dbt itself "
+            "in a new Python that imports dbt-core again). "
             "dbt assets run with the in-process executor, so no second process loads the "
             "code location before dbt starts (it did with Dagster's default multiprocess "
             "executor: 3.3 s more, see below). The floor itself is mostly dbt's start-up: "

@@ -58,10 +58,10 @@ class Plan:
     """Sizes and repeats, chosen to keep `make bench` under 15 minutes on 2 cores."""
 
     load_repeats: dict[int, int] = field(default_factory=lambda: {200: 1, 1000: 3, 3000: 5})
-    # At 1,000 models two repeats of each: the conditions compared on one storage can be close.
+    # At 1,000 models two repeats of each: the two conditions can be close.
     tick_repeats: dict[int, int] = field(default_factory=lambda: {1000: 2, 3000: 1})
-    # At 1,000 models each condition on each SQLite storage (bench/tick.py VARIANTS); at 3,000
-    # only the repair rule as it ships (its goal).
+    # At 1,000 models both conditions (bench/tick.py VARIANTS); at 3,000 only the repair rule
+    # as it ships (its goal).
     tick_variants: dict[int, tuple[str, ...]] = field(
         default_factory=lambda: {1000: tuple(tick.VARIANTS), 3000: ("rule",)}
     )

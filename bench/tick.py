@@ -11,14 +11,11 @@ machine do not time the storage), then times `evaluate_automation_conditions` ov
           materialized, parents before children, as the day's runs would leave them
 
 Materializations are reported with `instance.report_runless_asset_event` (no dbt runs). The
-variants are the same graph, each a condition on the roll-ups and a storage under it:
+variants are the same graph on `make dev`'s instance (dagster_home/dagster.yaml: Dagster's
+SQLite storage), each a condition on the roll-ups:
 
-  eager                 stock: `AutomationCondition.eager()` on Dagster's SQLite storage
-  rule                  flower-dagster as it ships: the repair rule on every roll-up, on the
-                        storage of `make dev`'s instance (dagster_home/dagster.yaml: Dagster's
-                        SQLite files with each connection kept, flower_dagster/storage.py)
-  rule-dagster-sqlite   the repair rule on Dagster's SQLite storage (what the storage adds)
-  eager-flower-sqlite   `eager()` on flower-dagster's SQLite storage (the conditions alone)
+  eager   stock: `AutomationCondition.eager()`
+  rule    flower-dagster as it ships: the repair rule on every roll-up
 
 With `--postgres` the repair rule is also timed on PostgreSQL as deployed (deploy/dagster.yaml,
 a throwaway server on 127.0.0.1 from tests/postgres_server.py, the same seeded events in a
@@ -55,15 +52,12 @@ from bench.common import (
 )
 
 CONDITIONS = ("eager", "rule")
-# Dagster's SQLite storage as it ships (a connection, and an engine, per query) and the one of
-# make dev's instance (dagster_home/dagster.yaml).
-SQLITE_STORAGES = ("dagster-sqlite", "flower-sqlite")
+# make dev's instance (dagster_home/dagster.yaml): Dagster's SQLite storage.
+SQLITE_STORAGES = ("sqlite",)
 # name: (the roll-ups' condition, the storage)
 VARIANTS: dict[str, tuple[str, str]] = {
-    "eager": ("eager", "dagster-sqlite"),
-    "rule": ("rule", "flower-sqlite"),
-    "rule-dagster-sqlite": ("rule", "dagster-sqlite"),
-    "eager-flower-sqlite": ("eager", "flower-sqlite"),
+    "eager": ("eager", "sqlite"),
+    "rule": ("rule", "sqlite"),
 }
 # The repair rule on PostgreSQL as deployed (deploy/dagster.yaml): dagster-postgres's storage
 # classes as they ship (a connection per query) and flower-dagster's pooled ones.
@@ -143,11 +137,9 @@ def seed(template: Path) -> dict[str, Any]:
     _, _, info = _flower_graph("rule")
     started = time.perf_counter()
     # Written on tmpfs (a disk sync per event would take minutes), then copied to `template`.
-    # Through make dev's storage, which writes Dagster's own SQLite files keeping each file's
-    # connection (3,200 events in 4 s, 16 s through Dagster's); its dagster.yaml stays out of
-    # the template, since every repeat names the storage it measures.
+    # Its dagster.yaml stays out of the template: every repeat writes make dev's anew.
     home = Path(_instance_dir()) / "instance"
-    instance = _sqlite_instance("flower", home)
+    instance = _sqlite_instance(home)
     events = _seed_events(instance, info)
     instance.dispose()
     shutil.copytree(home, template, ignore=shutil.ignore_patterns("dagster.yaml"))
@@ -211,15 +203,12 @@ def seed_postgres() -> dict[str, Any]:
     return {"seed_seconds": time.perf_counter() - started, "seed_events": events}
 
 
-def _sqlite_instance(storage: str, home: Path) -> Any:
-    """A Dagster instance on the SQLite files in `home`: Dagster's default storage, or the
-    instance file of make dev (flower-dagster's storage over the same files)."""
+def _sqlite_instance(home: Path) -> Any:
+    """A Dagster instance on the SQLite files in `home`, with make dev's instance file."""
     from dagster import DagsterInstance
 
     from flower_dagster.storage import DEV_INSTANCE_FILE, write_instance_yaml
 
-    if storage == "dagster-sqlite":
-        return DagsterInstance.local_temp(tempdir=str(home))
     write_instance_yaml(DEV_INSTANCE_FILE, home)
     return DagsterInstance.from_config(str(home))
 
@@ -240,7 +229,7 @@ def child(condition: str, repeats: int, template: Path | None, storage: str) -> 
             if sqlite:
                 assert template is not None
                 shutil.copytree(template, home)
-                instance = _sqlite_instance(storage, home)
+                instance = _sqlite_instance(home)
             else:
                 database = f"tick_{storage.replace('-', '_')}_{repeat}"
                 _admin(f"create database {database} template {POSTGRES_SEED_DB}")
@@ -431,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--storage",
         choices=(*SQLITE_STORAGES, *POSTGRES_STORAGES),
-        default="flower-sqlite",
+        default="sqlite",
         help=argparse.SUPPRESS,
     )
     parser.add_argument(

@@ -173,37 +173,22 @@ def test_a_31_day_backfill_is_one_run_and_one_dbt_invocation(warehouse):
     assert len(per_day) == 31 and all(count > 0 for count in per_day.values())
 
 
-def test_a_range_run_logs_its_partitions_materializations_as_one_batch(warehouse, monkeypatch):
-    """The per-partition materializations of a range reach the storage together, each with its
-    own partition and content version, as Dagster's own batches of a range's Output do."""
+def test_a_range_run_gives_each_partition_its_own_data_version(warehouse):
+    """A range is one dbt invocation, yet each day is recorded as its own materialization,
+    with the version of that day's content."""
     days = ["2024-01-24", "2024-01-25", "2024-01-26"]
-    storage = warehouse.instance.event_log_storage
-    batches: list[list] = []
-    store_event_batch = storage.store_event_batch
-
-    def recording(events):
-        batches.append(list(events))
-        return store_event_batch(events)
-
-    monkeypatch.setattr(storage, "store_event_batch", recording)
     result = warehouse.materialize(
         ["fct_orders"],
         tags={ASSET_PARTITION_RANGE_START_TAG: days[0], ASSET_PARTITION_RANGE_END_TAG: days[-1]},
     )
     assert result.success
     materialized = [
-        batch
-        for batch in batches
-        if any(e.dagster_event_type == DagsterEventType.ASSET_MATERIALIZATION for e in batch)
+        event.step_materialization_data.materialization
+        for event in result.all_events
+        if event.event_type == DagsterEventType.ASSET_MATERIALIZATION and event.asset_key == ORDERS
     ]
-    assert len(materialized) == 1, [len(b) for b in materialized]
-    (batch,) = materialized
-    assert [e.dagster_event.partition for e in batch] == days
-    assert {e.dagster_event.asset_key for e in batch} == {ORDERS}
-    versions = {
-        e.dagster_event.step_materialization_data.materialization.tags[DATA_VERSION_TAG]
-        for e in batch
-    }
+    assert [m.partition for m in materialized] == days
+    versions = {m.tags[DATA_VERSION_TAG] for m in materialized}
     assert len(versions) == 3  # each day's content has its own version
     assert _materialized_partitions(warehouse, ORDERS, result.run_id) == days
 

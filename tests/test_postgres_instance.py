@@ -15,13 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import sqlalchemy
 import yaml
 from dagster import DagsterInstance
 from dagster._core.scheduler.instigation import InstigatorTick, InstigatorType, TickStatus
 
 from flower_dagster.automation import SENSOR_NAME
-from flower_dagster.collector import DEFAULT_THRESHOLDS
 from flower_dagster.demo.story import (
     DemoSetup,
     prepare_demo,
@@ -30,7 +28,6 @@ from flower_dagster.demo.story import (
     stop_daemon,
 )
 from flower_dagster.settings import REPO_ROOT
-from flower_dagster.storage import EVENT_BATCH_SIZE
 from tests.automation_support import Automation, days
 from tests.conftest import Warehouse, private_warehouse
 from tests.http_support import free_port, graphql
@@ -40,9 +37,7 @@ from tests.postgres_server import (
     postgres_server,
     with_stock_storage,
 )
-from tests.test_collector import load_instances
 from tests.test_pool import assert_one_slot_is_claimed_at_a_time
-from tests.test_sqlite_storage import load_for_batches
 
 pytestmark = pytest.mark.slow
 
@@ -170,119 +165,6 @@ def test_a_run_worker_rebuilds_the_pooled_storage_from_the_instance_ref(instance
         assert len(rebuilt.get_runs()) == len(instance.get_runs())
     finally:
         rebuilt.dispose()
-
-
-def test_the_production_instance_tunes_the_collector_of_each_process(instance, server):
-    result = load_instances(Path(instance.root_directory), "-", env=server.env)
-    assert result["before"] != DEFAULT_THRESHOLDS
-    assert result["-"] == DEFAULT_THRESHOLDS
-
-
-def test_the_production_instance_turns_event_batches_on_in_each_process(instance, server):
-    loaded = load_for_batches(Path(instance.root_directory), None, env=server.env)
-    assert loaded.returncode == 0, loaded.stderr
-    assert loaded.stdout.split()[-1] == str(EVENT_BATCH_SIZE)
-
-
-def _schema_queries(instance: DagsterInstance, events: int) -> list[str]:
-    """The catalog queries `events` asset events with an indexed tag make."""
-    from dagster import AssetMaterialization
-
-    asked: list[str] = []
-
-    def on_execute(conn, cursor, statement, *_args) -> None:
-        if "pg_catalog" in statement or "information_schema" in statement:
-            asked.append(statement)
-
-    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "before_cursor_execute", on_execute)
-    try:
-        for i in range(events):
-            tags = {"dagster/data_version": f"v{i}"}
-            instance.report_runless_asset_event(AssetMaterialization("schema_probe", tags=tags))
-    finally:
-        sqlalchemy.event.remove(sqlalchemy.engine.Engine, "before_cursor_execute", on_execute)
-    return asked
-
-
-def test_asset_events_ask_the_schema_once_where_dagster_postgres_asks_at_every_event(instance):
-    _schema_queries(instance, 1)
-    assert _schema_queries(instance, 10) == []
-    with _stock_copy(instance) as stock:
-        _schema_queries(stock, 1)
-        assert len(_schema_queries(stock, 10)) >= 10  # is there a tags table? at every event
-    from dagster import AssetKey
-
-    records = instance.fetch_materializations(AssetKey("schema_probe"), limit=100).records
-    assert len(records) == 22  # both storages wrote every event, tags and all
-    assert records[0].asset_materialization.tags["dagster/data_version"] == "v9"
-
-
-def test_the_prepared_asset_queries_answer_as_dagster_postgres_own_after_a_wipe(instance):
-    from dagster import AssetKey, AssetMaterialization
-    from dagster._core.events import DagsterEventType
-    from dagster_postgres.event_log import PostgresEventLogStorage
-
-    materialized = DagsterEventType.ASSET_MATERIALIZATION
-    storage = instance.event_log_storage
-    key = AssetKey("prepared_queries_probe")
-
-    def stock(**kwargs) -> list:
-        return list(
-            PostgresEventLogStorage.get_asset_event_summary_records(
-                storage, materialized, asset_key=key, **kwargs
-            )
-        )
-
-    for day in ("2024-01-01", "2024-01-02"):
-        instance.report_runless_asset_event(AssetMaterialization(key, partition=day))
-    before_wipe = [r.storage_id for r in stock()]
-    instance.wipe_assets([key])
-    instance.report_runless_asset_event(AssetMaterialization(key, partition="2024-01-03"))
-    ids = sorted({*before_wipe, *(r.storage_id for r in stock())})
-    assert len(ids) == 3
-    for ascending in (False, True):
-        shape = {"storage_ids": ids, "ascending": ascending, "limit": len(ids)}
-        prepared = storage.get_asset_event_summary_records(materialized, asset_key=key, **shape)
-        assert prepared == stock(**shape)
-        assert [r.partition for r in prepared] == ["2024-01-03"]  # the wipe hides the first two
-    keys = [key, AssetKey("never_seen")]
-    assert storage._get_assets_details(keys) == PostgresEventLogStorage._get_assets_details(
-        storage, keys
-    )
-
-
-def test_a_planned_check_of_a_range_is_recorded_as_dagster_postgres_records_it(instance):
-    """The rows of a partitioned check planned over three partitions, written by the pooled
-    storage (the event serialized once), then, deleted, by dagster-postgres's own method from
-    the same event: the same rows."""
-    import sqlalchemy
-    from dagster import materialize
-    from dagster._core.events import DagsterEventType
-    from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable as table
-    from dagster_postgres.event_log import PostgresEventLogStorage
-
-    from tests.test_sqlite_storage import DAYS, RANGE_TAGS, daily_totals, daily_totals_each_day
-
-    result = materialize([daily_totals, daily_totals_each_day], instance=instance, tags=RANGE_TAGS)
-    storage = instance.event_log_storage
-    (record,) = storage.get_records_for_run(
-        result.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED
-    ).records
-    columns = [c for c in table.c if c.name not in ("id", "create_timestamp")]
-    planned_rows = (table.c.run_id == result.run_id) & (table.c.execution_status == "PLANNED")
-
-    def rows() -> list:
-        with storage.index_connection() as conn:
-            return sorted(conn.execute(sqlalchemy.select(*columns).where(planned_rows)).fetchall())
-
-    ours = rows()
-    assert sorted(row.partition for row in ours) == DAYS
-    with storage.index_connection() as conn:
-        conn.execute(table.delete().where(planned_rows))
-    PostgresEventLogStorage._store_asset_check_evaluation_planned(
-        storage, record.event_log_entry, record.storage_id
-    )
-    assert rows() == ours
 
 
 def test_a_repair_reruns_its_week_and_month_on_postgres(own_warehouse, instance, server):

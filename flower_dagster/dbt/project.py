@@ -21,7 +21,6 @@ from typing import Any
 import orjson
 from dagster_dbt import DbtProject
 
-from flower_dagster.dbt.spec_cache import cache_key
 from flower_dagster.errors import DbtParseError
 from flower_dagster.settings import Settings
 
@@ -89,13 +88,6 @@ class FlowerDbtProject:
     def load_manifest(self) -> dict[str, Any]:
         # orjson, as dagster-dbt reads it: faster than json on a large manifest.
         return orjson.loads(self.ensure_manifest().read_bytes())
-
-    def load_manifest_and_key(self) -> tuple[dict[str, Any], str]:
-        """The manifest, and the key dagster-dbt's specs of it are kept under between loads
-        (flower_dagster/dbt/spec_cache.py), from the same bytes. Only the code location needs
-        the key: `load_manifest` does not hash the manifest."""
-        raw = self.ensure_manifest().read_bytes()
-        return orjson.loads(raw), cache_key(raw, self.project_dir)
 
 
 def dbt_executable() -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +29,13 @@ from dagster import (
     AssetCheckSeverity,
     AssetExecutionContext,
     AssetKey,
-    AssetMaterialization,
     Output,
 )
-from dagster._core.events import DagsterEvent, DagsterEventBatchMetadata, generate_event_batch_id
-from dagster._core.execution.context.system import StepExecutionContext
-from dagster._core.storage.tags import BACKFILL_ID_TAG
-from dagster_dbt import DbtCliResource
+from dagster_dbt import DbtCliInvocation, DbtCliResource
 from dagster_dbt.asset_utils import DAGSTER_DBT_UNIQUE_ID_METADATA_KEY
-from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
 
+from flower_dagster._compat import BACKFILL_ID_TAG
+from flower_dagster.dbt.profile import resolve_target
 from flower_dagster.dbt.versions import (
     PartitionReport,
     input_provenance,
@@ -46,9 +44,10 @@ from flower_dagster.dbt.versions import (
     versions_by_partition,
 )
 from flower_dagster.environment import environment
-from flower_dagster.errors import DbtRunError
+from flower_dagster.errors import DbtRunError, FlowerError
 from flower_dagster.inputs import INPUTS_CHECK_NAME, InputProblem, describe_problems, input_problems
 from flower_dagster.partitions import WINDOW_END_ENV, WINDOW_START_ENV, window_env
+from flower_dagster.warehouse_lock import warehouse_lock
 
 
 def run_dbt_build(
@@ -78,25 +77,49 @@ def run_dbt_build(
             f"dbt build for partitions {_range_label(context)}: window "
             f"[{env[WINDOW_START_ENV]}, {env[WINDOW_END_ENV]})"
         )
-    with environment(env):
-        # dagster-dbt copies os.environ into the dbt subprocess when the invocation starts.
-        invocation = dbt.cli(["build"], context=context, raise_on_error=False)
-
     reports: dict[str, PartitionReport] = {}
     expected: dict[AssetKey, set[AssetCheckKey]] = {}
     for check_key in dbt_checks:
         expected.setdefault(check_key.asset_key, set()).add(check_key)
     spec_of = context.assets_def.get_spec_for_check_key
     blocking = {key for key in dbt_checks if spec_of(key).blocking}
-    yield from hold_until_checked(
-        _events_with_reports(invocation, reports),
-        expected_checks=expected,
-        blocking_checks=blocking,
-        asset_key_of=lambda output: context.asset_key_for_output(output.output_name),
-        release=lambda output: _release(context, output, reports),
-    )
+    # dbt writes the DuckDB file from when it starts until its events end.
+    with _one_writer(dbt, context):
+        with environment(env):
+            # dagster-dbt copies os.environ into the dbt subprocess when the invocation starts.
+            invocation = dbt.cli(["build"], context=context, raise_on_error=False)
+        yield from hold_until_checked(
+            _events_with_reports(invocation, reports),
+            expected_checks=expected,
+            blocking_checks=blocking,
+            asset_key_of=lambda output: context.asset_key_for_output(output.output_name),
+            release=lambda output: _release(context, output, reports),
+        )
     if not invocation.is_successful():
         raise DbtRunError(failure_text(Path(invocation.target_path), _range_label(context)))
+
+
+def _one_writer(dbt: DbtCliResource, context: AssetExecutionContext) -> AbstractContextManager:
+    """The warehouse lock of the DuckDB file the dbt target writes (flower_dagster/
+    warehouse_lock.py); nothing for another engine, which takes several writers."""
+    duckdb_file = duckdb_file_of(dbt)
+    if duckdb_file is None:
+        return nullcontext()
+    return warehouse_lock(duckdb_file, context.log.info)
+
+
+def duckdb_file_of(dbt: DbtCliResource) -> Path | None:
+    """The DuckDB file the resource's dbt target writes, None for another engine or when
+    profiles.yml cannot tell (dbt then reports the problem itself)."""
+    try:
+        target = resolve_target(
+            Path(dbt.project_dir),
+            Path(dbt.profiles_dir) if dbt.profiles_dir else None,
+            dbt.target,
+        )
+    except FlowerError:
+        return None
+    return target.path if target.type == "duckdb" else None
 
 
 def hold_until_checked(
@@ -280,6 +303,7 @@ def _release(
     }
     report = reports.get(spec.metadata[DAGSTER_DBT_UNIQUE_ID_METADATA_KEY])
     backfill = context.run.tags.get(BACKFILL_ID_TAG)
+    # One AssetMaterialization per partition, each with the data version of its own rows.
     materializations = partition_materializations(
         key,
         versions_by_partition(report, starts, context.run.run_id),
@@ -288,28 +312,7 @@ def _release(
         metadata=output.metadata,
         extra_tags={**(output.tags or {}), **({BACKFILL_ID_TAG: backfill} if backfill else {})},
     )
-    return logged_as_one_batch(context, materializations)
-
-
-def logged_as_one_batch(
-    context: AssetExecutionContext, materializations: Sequence[AssetMaterialization]
-) -> list[DagsterEvent]:
-    """A model's per-partition materializations logged to the run as one batch, as Dagster logs
-    those it makes itself from a partition range's Output: with event batches on (flower-dagster's
-    instances turn them on), the storage writes a 365-day range in one transaction per file
-    instead of one or two per partition. Dagster logs a materialization an op yields as it is,
-    alone; the event made here is the one it would make, with the batch marked. The events are
-    made (and so logged) together, so a batch is never left open."""
-    step_context = context.op_execution_context._step_execution_context
-    assert isinstance(step_context, StepExecutionContext)
-    batch_id = generate_event_batch_id()
-    last = len(materializations) - 1
-    return [
-        DagsterEvent.asset_materialization(
-            step_context, materialization, DagsterEventBatchMetadata(batch_id, i == last)
-        )
-        for i, materialization in enumerate(materializations)
-    ]
+    return materializations
 
 
 def is_partitioned(context: AssetExecutionContext) -> bool:

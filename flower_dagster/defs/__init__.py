@@ -13,9 +13,9 @@ def build_definitions() -> Definitions:
     """Everything flower-dagster defines, for the settings in the environment."""
     settings = load_settings()
     # Read (and under `dagster dev`, parsed) once for every part that needs it.
-    manifest, spec_key = FlowerDbtProject.from_settings(settings).load_manifest_and_key()
+    manifest = FlowerDbtProject.from_settings(settings).load_manifest()
     return Definitions.merge(
-        dbt_definitions(settings, manifest, spec_key),
+        dbt_definitions(settings, manifest),
         automation_definitions(settings),
         alert_definitions(settings, manifest),
     )

@@ -18,20 +18,16 @@ from flower_dagster.schedules import build_schedules
 from flower_dagster.settings import Settings
 
 
-def dbt_definitions(
-    settings: Settings, manifest: Mapping[str, Any] | None = None, spec_key: str | None = None
-) -> Definitions:
-    """`manifest`: the project's, when the caller has read it already, with `spec_key` the key
-    of its specs between loads when it was read from the project's file
-    (`FlowerDbtProject.load_manifest_and_key`); without a key the specs are built afresh."""
+def dbt_definitions(settings: Settings, manifest: Mapping[str, Any] | None = None) -> Definitions:
+    """`manifest`: the project's, when the caller has read it already."""
     project = FlowerDbtProject.from_settings(settings)
     if manifest is None:
-        manifest, spec_key = project.load_manifest_and_key()
+        manifest = project.load_manifest()
     grains = read_grains(manifest)
     asset_keys = asset_keys_of(manifest, grains)
     late_checks = late_data_checks(settings, grains, asset_keys)
     return Definitions(
-        assets=build_dbt_assets(settings, project, manifest, grains, asset_keys, spec_key),
+        assets=build_dbt_assets(settings, project, manifest, grains, asset_keys),
         asset_checks=late_checks,
         resources={"dbt": dbt_resource(project)},
         # Every step is a dbt invocation in its own subprocess already, and steps that write the

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import duckdb
 
+from flower_dagster.warehouse_lock import warehouse_lock
+
 DEMO_START = date(2024, 1, 1)
 DEMO_END = date(2024, 3, 31)  # inclusive
 DEMO_TIMEZONE = "Asia/Seoul"  # the wall clock of every raw timestamp
@@ -425,15 +427,17 @@ def _insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: Sequence[Row]
 
 @contextmanager
 def _transaction(duckdb_path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A connection to the DuckDB file inside one transaction, committed on success."""
-    con = duckdb.connect(str(duckdb_path))
-    try:
-        con.begin()
+    """A connection to the DuckDB file inside one transaction, committed on success, holding
+    the warehouse lock so that a dbt step writing the same file waits instead of failing."""
+    with warehouse_lock(duckdb_path):
+        con = duckdb.connect(str(duckdb_path))
         try:
-            yield con
-        except BaseException:
-            con.rollback()
-            raise
-        con.commit()
-    finally:
-        con.close()
+            con.begin()
+            try:
+                yield con
+            except BaseException:
+                con.rollback()
+                raise
+            con.commit()
+        finally:
+            con.close()
