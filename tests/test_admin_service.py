@@ -1,4 +1,5 @@
-"""The admin service over real HTTP (uvicorn on 127.0.0.1), with a recording stand-in for Dagster.
+"""The admin service (the real `flower admin` process) over HTTP, with a recording stand-in for
+Dagster.
 
 What needs no real Dagster: who is recognised (token, trusted proxy header), what is written to
 the audit log, what reaches Dagster's GraphQL API and what never does, the access file reloaded
@@ -7,7 +8,10 @@ when it changes, and a Dagster that does not answer. The real Dagster is in test
 
 from __future__ import annotations
 
+import http.client
 import json
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -17,17 +21,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import uvicorn
 import yaml
 
 from flower_dagster.admin.access import hash_token
 from flower_dagster.admin.audit import AuditLog, read_audit
-from flower_dagster.admin.dagster_client import DagsterClient
-from flower_dagster.admin.selection import models_from_manifest
-from flower_dagster.admin.service import AccessSource, AdminContext, create_app
-from flower_dagster.dbt.project import FlowerDbtProject
-from flower_dagster.settings import AdminSettings
-from tests.admin_support import AdminStack, free_port
+from tests.admin_support import AdminStack, admin_env, serve_admin, write_settings
 from tests.conftest import Warehouse
 
 TOKENS = {"jimin": "jimin-token-0123456789-abcdefghij", "seoyeon": "seoyeon-token-0123456789-abcd"}
@@ -101,6 +99,7 @@ def _write_access(path: Path, commerce_models: list[str]) -> None:
 
 @pytest.fixture(scope="module")
 def service(warehouse: Warehouse, tmp_path_factory) -> Iterator[Service]:
+    """The real `flower admin` process, trusting the proxy header from 127.0.0.1 only."""
     root = tmp_path_factory.mktemp("admin_service")
     dagster = ThreadingHTTPServer(("127.0.0.1", 0), _FakeDagster)
     dagster.received = []  # type: ignore[attr-defined]
@@ -108,37 +107,17 @@ def service(warehouse: Warehouse, tmp_path_factory) -> Iterator[Service]:
     threading.Thread(target=dagster.serve_forever, daemon=True).start()
     access_file = root / "access.yaml"
     _write_access(access_file, ["owner:commerce"])
-    port = free_port()
-    admin = AdminSettings(
-        port=port,
-        dagster_graphql_url=f"http://127.0.0.1:{dagster.server_port}/graphql",
-        access_file=access_file,
-        max_partitions=10,
-        audit_log=root / "audit.jsonl",
-        trust_proxy_header="X-Forwarded-User",
-    )
-    settings = warehouse.settings.model_copy(update={"admin": admin})
-    models = models_from_manifest(FlowerDbtProject.from_settings(settings).load_manifest())
-    context = AdminContext(
-        settings=settings,
-        access=AccessSource(access_file),
-        models=models,
-        dagster=DagsterClient(settings.admin.dagster_graphql_url, timeout=5),
-        audit=AuditLog(settings.admin.audit_log),
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(context), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    stack = AdminStack(root, dagster.server_port, port, None, TOKENS, root / "audit.jsonl", {})
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield Service(stack, dagster, access_file)
-    server.should_exit = True
-    thread.join(timeout=10)
-    dagster.shutdown()
+    admin = {
+        "dagster_graphql_url": f"http://127.0.0.1:{dagster.server_port}/graphql",
+        "max_partitions": 10,
+        "trust_proxy_header": "X-Forwarded-User",
+        "trusted_proxies": ["127.0.0.1"],
+    }
+    try:
+        for stack in serve_admin(root, admin, warehouse.project_dir, TOKENS):
+            yield Service(stack, dagster, access_file)
+    finally:
+        dagster.shutdown()
 
 
 LAUNCH = {"model": "fct_orders", "from": "2024-01-09", "to": "2024-01-11", "reason": "reload"}
@@ -189,6 +168,76 @@ def test_a_trusted_proxy_header_names_the_person_and_is_audited_as_such(service:
     assert status == 401
     line = service.stack.audit()[-1]
     assert (line["user"], line["claimed_user"], line["outcome"]) == (None, "nobody", "refused")
+
+
+def _call_from(
+    service: Service, source: str, method: str, path: str, headers: dict[str, str], body=None
+) -> tuple[int, dict]:
+    """A request from another loopback address (127.0.0.2 is not 127.0.0.1 to the service)."""
+    connection = http.client.HTTPConnection(
+        "127.0.0.1", service.stack.admin_port, timeout=30, source_address=(source, 0)
+    )
+    try:
+        data = None if body is None else json.dumps(body)
+        sent = {**headers, **({"Content-Type": "application/json"} if body is not None else {})}
+        connection.request(method, path, body=data, headers=sent)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def test_a_proxy_header_from_an_address_that_is_no_trusted_proxy_names_nobody(service: Service):
+    before = len(service.mutations())
+    header = {"X-Forwarded-User": "proxied"}
+    status, answer = _call_from(service, "127.0.0.2", "GET", "/api/me", header)
+    assert status == 403 and "127.0.0.2, not from a trusted proxy" in answer["error"]
+    line = service.stack.audit()[-1]
+    assert (line["client"], line["user"], line["claimed_user"], line["outcome"]) == (
+        "127.0.0.2",
+        None,
+        "proxied",
+        "refused",
+    )
+    growth = {**LAUNCH, "model": "fct_sessions"}  # proxied's own model
+    status, _ = _call_from(service, "127.0.0.2", "POST", "/api/backfills", header, growth)
+    assert status == 403 and len(service.mutations()) == before
+    # A token from the same address is who it says.
+    bearer = {"Authorization": f"Bearer {TOKENS['jimin']}"}
+    status, me = _call_from(service, "127.0.0.2", "GET", "/api/me", bearer)
+    assert status == 200 and me["user"] == "jimin"
+
+
+def test_a_token_and_a_proxy_header_together_are_refused_whoever_sends_them(service: Service):
+    before = len(service.mutations())
+    both = {"X-Forwarded-User": "proxied", "Authorization": f"Bearer {TOKENS['jimin']}"}
+    status, answer = _call_from(service, "127.0.0.1", "GET", "/api/me", both)
+    assert status == 401 and "both a token and the X-Forwarded-User header" in answer["error"]
+    assert service.stack.audit()[-1]["outcome"] == "refused"
+    status, _ = _call_from(service, "127.0.0.1", "POST", "/api/backfills", both, LAUNCH)
+    assert status == 401 and len(service.mutations()) == before
+
+
+def test_a_proxy_header_without_trusted_proxies_stops_the_service_at_start(
+    warehouse: Warehouse, tmp_path: Path
+):
+    (tmp_path / "access.yaml").write_text(yaml.safe_dump({"people": {}, "groups": {}}))
+    write_settings(tmp_path, {"trust_proxy_header": "X-Forwarded-User"}, warehouse.project_dir)
+    flower = str(Path(sys.executable).with_name("flower"))
+    started = subprocess.run(
+        [flower, "admin", "--port", "1"],
+        env=admin_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert started.returncode == 2
+    assert started.stderr.strip().splitlines() == [
+        "flower: flower.yaml: admin.trusted_proxies is missing; allowed: a list of the "
+        "authenticating proxy's IP addresses or networks, e.g. [10.0.4.7, 10.0.8.0/24]; "
+        "required with admin.trust_proxy_header"
+    ]
 
 
 def test_every_request_is_one_audit_line_without_the_token(service: Service):

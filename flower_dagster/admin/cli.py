@@ -116,8 +116,16 @@ def _serve(args: argparse.Namespace) -> int:
         f"access: {admin.access_file}; audit: {admin.audit_log})",
         flush=True,
     )
-    # No access log: the audit log has every request, without headers.
-    uvicorn.run(create_app(context), host=host, port=port, log_level="warning", access_log=False)
+    # No access log: the audit log has every request, without headers. No proxy_headers: the
+    # client address is the connection's, which admin.trusted_proxies is checked against.
+    uvicorn.run(
+        create_app(context),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,
+    )
     return 0
 
 

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
+from pydantic import IPvAnyNetwork
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -159,21 +161,10 @@ class _Api:
 
     def identify(self, request: Request) -> tuple[Person | None, Refused | None]:
         access = self.context.access.current()
-        header = self.context.settings.admin.trust_proxy_header
-        if header:
-            claimed = request.headers.get(header)
-            if claimed:
-                person = access.person_named(claimed)
-                _note(request, auth="proxy", claimed_user=claimed)
-                if person is None:
-                    return None, Refused(
-                        401,
-                        "user",
-                        f"{claimed!r} is not in the access file",
-                        "a person of the access file",
-                    )
-                _note(request, user=person.id)
-                return person, None
+        admin = self.context.settings.admin
+        header = admin.trust_proxy_header
+        if header and header in request.headers:
+            return self._proxied(request, access, header, admin.trusted_proxies or [])
         authorization = request.headers.get("authorization", "")
         scheme, _, token = authorization.partition(" ")
         if not authorization or scheme.lower() != "bearer" or not token.strip():
@@ -192,6 +183,36 @@ class _Api:
                 "token",
                 "the token is not recognised",
                 "the token you were issued (ask the platform team for a new one)",
+            )
+        _note(request, user=person.id)
+        return person, None
+
+    def _proxied(
+        self, request: Request, access: Access, header: str, proxies: Sequence[IPvAnyNetwork]
+    ) -> tuple[Person | None, Refused | None]:
+        """A request that carries the proxy's user header: taken only from a trusted proxy, and
+        never together with a token (which of the two would name the person is not clear)."""
+        claimed = request.headers[header]
+        client = request.client.host if request.client else None
+        _note(request, auth="proxy", claimed_user=claimed)
+        if not _from(client, proxies):
+            return None, Refused(
+                403,
+                "user",
+                f"the {header} header came from {client}, not from a trusted proxy",
+                "a token (the header is set only by the proxies of admin.trusted_proxies)",
+            )
+        if "authorization" in request.headers:
+            return None, Refused(
+                401,
+                "user",
+                f"both a token and the {header} header: one request names one person",
+                f"either 'Authorization: Bearer <token>' or the proxy's {header}, not both",
+            )
+        person = access.person_named(claimed)
+        if person is None:
+            return None, Refused(
+                401, "user", f"{claimed!r} is not in the access file", "a person of the access file"
             )
         _note(request, user=person.id)
         return person, None
@@ -385,6 +406,16 @@ async def _json_body(request: Request) -> Any:
         return Refused(
             400, "body", "the request body is not valid JSON", "{model, from, to, reason}"
         )
+
+
+def _from(client: str | None, proxies: Sequence[IPvAnyNetwork]) -> bool:
+    """Is the TCP peer one of the trusted proxies (uvicorn runs without proxy_headers, so this
+    is the connection's address, not one a header claims)."""
+    try:
+        address = ip_address(client or "")
+    except ValueError:
+        return False
+    return any(address in network for network in proxies)
 
 
 def _launched_by(backfill: BackfillStatus, person: Person) -> bool:
