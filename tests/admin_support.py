@@ -277,12 +277,13 @@ def admin_env(root: Path) -> dict[str, str]:
     return env
 
 
-def rss_kb(pid: int) -> int:
-    """The resident memory of a process, from /proc/<pid>/status (VmRSS, in kB)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for process {pid}")
+def memory_kb(pid: int) -> tuple[int, int]:
+    """The resident memory of a process and its peak so far, from /proc/<pid>/status (VmRSS
+    and VmHWM, in kB)."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
 
 
 def _spawn(args: list[str], cwd: Path, env: Mapping[str, str], log: Path) -> subprocess.Popen:

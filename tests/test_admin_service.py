@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import select
+import socket
 import subprocess
 import sys
 import threading
@@ -25,7 +27,7 @@ import yaml
 
 from flower_dagster.admin.access import hash_token
 from flower_dagster.admin.audit import AuditLog, read_audit
-from tests.admin_support import AdminStack, admin_env, serve_admin, write_settings
+from tests.admin_support import AdminStack, admin_env, memory_kb, serve_admin, write_settings
 from tests.conftest import Warehouse
 
 TOKENS = {"jimin": "jimin-token-0123456789-abcdefghij", "seoyeon": "seoyeon-token-0123456789-abcd"}
@@ -238,6 +240,66 @@ def test_a_proxy_header_without_trusted_proxies_stops_the_service_at_start(
         "authenticating proxy's IP addresses or networks, e.g. [10.0.4.7, 10.0.8.0/24]; "
         "required with admin.trust_proxy_header"
     ]
+
+
+HUGE = 300 * 1024 * 1024
+PIECE = b"x" * (1024 * 1024)
+
+
+def _pieces(total: int) -> Iterator[bytes]:
+    """`total` bytes of body, one MiB at a time: the test never holds the body either."""
+    for _ in range(total // len(PIECE)):
+        yield PIECE
+
+
+def _post_huge(port: int, token: str, total: int, *, chunked: bool) -> tuple[int, int]:
+    """POST a body of `total` bytes, stopping as soon as the service answers (it may answer
+    before reading it) or stops reading; (the status of the answer, the bytes sent)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {total}"
+    head = (
+        "POST /api/backfills HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n{framing}\r\n\r\n"
+    )
+    sent = 0
+    try:
+        sock.sendall(head.encode())
+        for piece in _pieces(total):
+            if select.select([sock], [], [], 0)[0]:
+                break  # the answer came
+            sock.sendall(b"%x\r\n%b\r\n" % (len(piece), piece) if chunked else piece)
+            sent += len(piece)
+        else:
+            if chunked:
+                sock.sendall(b"0\r\n\r\n")
+        reply = sock.recv(4096)
+    except (TimeoutError, BrokenPipeError, ConnectionResetError):
+        reply = sock.recv(4096)  # the service stopped reading: its answer is waiting
+    finally:
+        sock.close()
+    return int(reply.split(b" ", 2)[1]), sent
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_body_far_above_the_limit_is_refused_without_being_read(service: Service, chunked):
+    pid = service.stack.processes[0].pid
+    before = len(service.mutations())
+    rss, peak = memory_kb(pid)
+    status, sent = _post_huge(service.stack.admin_port, TOKENS["jimin"], HUGE, chunked=chunked)
+    rss_after, peak_after = memory_kb(pid)
+    assert status == 413
+    assert sent < HUGE // 10, f"the service read {sent} bytes of a {HUGE}-byte body"
+    # Not by anything close to the body's size (300 MiB): at most some MiB of buffers.
+    assert rss_after - rss < 32 * 1024 and peak_after - peak < 32 * 1024, (
+        rss,
+        rss_after,
+        peak_after,
+    )
+    line = service.stack.audit()[-1]
+    assert (line["user"], line["status"], line["field"]) == ("jimin", 413, "body")
+    assert len(service.mutations()) == before
+    # The service goes on answering.
+    assert service.stack.call("GET", "/api/me", TOKENS["jimin"])[0] == 200
 
 
 def test_every_request_is_one_audit_line_without_the_token(service: Service):

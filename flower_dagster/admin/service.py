@@ -14,9 +14,10 @@ CLI. Every `/api` request names a person: a bearer token whose SHA-256 is in the
 | `POST /api/backfills/{id}/cancel` | cancel one of my backfills |
 
 Refusals: 401 (no token, a wrong token, an unknown proxy user), 403 (not my model, not my
-backfill), 404 (unknown model or backfill), 415 (a POST that is not JSON), 422 (a bad range, a
-range above the size limit, a missing reason). A refused request launches nothing. Every
-request, allowed or refused, is one line of the audit log.
+backfill), 404 (unknown model or backfill), 413 (a body above MAX_BODY_BYTES, refused unread),
+415 (a POST that is not JSON), 422 (a bad range, a range above the size limit, a missing reason).
+A refused request launches nothing. Every request, allowed or refused, is one line of the audit
+log.
 """
 
 from __future__ import annotations
@@ -397,15 +398,38 @@ def _is_json(request: Request) -> bool:
 async def _json_body(request: Request) -> Any:
     if not _is_json(request):
         return _NOT_JSON
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        return Refused(413, "body", "the request body is too large", f"{MAX_BODY_BYTES} bytes")
+    raw = await _bounded_body(request)
+    if isinstance(raw, Refused):
+        return raw
     try:
         return json.loads(raw or b"null")
     except ValueError:
         return Refused(
             400, "body", "the request body is not valid JSON", "{model, from, to, reason}"
         )
+
+
+_TOO_LARGE = Refused(413, "body", "the request body is too large", f"{MAX_BODY_BYTES} bytes")
+
+
+async def _bounded_body(request: Request) -> bytes | Refused:
+    """The body, read only while it stays within MAX_BODY_BYTES: a declared Content-Length above
+    the limit is refused before a byte is read, and a chunked body stops being read at the limit
+    (the server's flow control then stops the sender), so no body is ever held whole."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            return Refused(400, "body", "Content-Length is not a number", "a byte count")
+        if int(declared) > MAX_BODY_BYTES:
+            return _TOO_LARGE
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return _TOO_LARGE
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _from(client: str | None, proxies: Sequence[IPvAnyNetwork]) -> bool:
