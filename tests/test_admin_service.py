@@ -8,6 +8,7 @@ when it changes, and a Dagster that does not answer. The real Dagster is in test
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import select
@@ -44,16 +45,28 @@ class _FakeDagster(BaseHTTPRequestHandler):
             self.end_headers()
             return
         query = body["query"]
+        backfills = self.server.backfills  # type: ignore[attr-defined]
         if "launchPartitionBackfill" in query:
+            time.sleep(self.server.launch_delay)  # type: ignore[attr-defined]
+            backfill_id = f"bf{len(self.server.received)}"  # type: ignore[attr-defined]
+            params = body["variables"]["params"]
+            backfills.insert(
+                0,
+                {"id": backfill_id, "status": "REQUESTED", "timestamp": 0, "tags": params["tags"]},
+            )
             data = {
                 "launchPartitionBackfill": {
                     "__typename": "LaunchBackfillSuccess",
-                    "backfillId": f"bf{len(self.server.received)}",
+                    "backfillId": backfill_id,
                 }
             }
         elif "partitionBackfillsOrError" in query:
+            # The admin's launch asks only for the REQUESTED ones; its list for all.
+            wanted = [
+                b for b in backfills if "REQUESTED" not in query or b["status"] == "REQUESTED"
+            ]
             data = {
-                "partitionBackfillsOrError": {"__typename": "PartitionBackfills", "results": []}
+                "partitionBackfillsOrError": {"__typename": "PartitionBackfills", "results": wanted}
             }
         else:
             data = {"assetNodes": []}
@@ -106,6 +119,8 @@ def service(warehouse: Warehouse, tmp_path_factory) -> Iterator[Service]:
     dagster = ThreadingHTTPServer(("127.0.0.1", 0), _FakeDagster)
     dagster.received = []  # type: ignore[attr-defined]
     dagster.down = False  # type: ignore[attr-defined]
+    dagster.backfills = []  # type: ignore[attr-defined]
+    dagster.launch_delay = 0.0  # type: ignore[attr-defined]
     threading.Thread(target=dagster.serve_forever, daemon=True).start()
     access_file = root / "access.yaml"
     _write_access(access_file, ["owner:commerce"])
@@ -138,6 +153,10 @@ def test_a_launch_sends_one_asset_backfill_with_who_and_why(service: Service):
         "flower/launched-by": "jimin",
         "flower/reason": "reload",
         "flower/via": "backfill-admin",
+        # Who, model, first and last partition, reason: what makes a request the same.
+        "flower/request": hashlib.sha256(
+            json.dumps(["jimin", "fct_orders", "2024-01-09", "2024-01-11", "reload"]).encode()
+        ).hexdigest(),
     }
     assert params["title"] == "fct_orders 2024-01-09..2024-01-11 by jimin"
     assert answer["id"] == f"bf{len(service.dagster.received)}"
@@ -300,6 +319,64 @@ def test_a_body_far_above_the_limit_is_refused_without_being_read(service: Servi
     assert len(service.mutations()) == before
     # The service goes on answering.
     assert service.stack.call("GET", "/api/me", TOKENS["jimin"])[0] == 200
+
+
+def _finish(service: Service, backfill_id: str) -> None:
+    for backfill in service.dagster.backfills:
+        if backfill["id"] == backfill_id:
+            backfill["status"] = "COMPLETED_SUCCESS"
+
+
+def test_the_same_request_while_its_backfill_runs_returns_that_backfill(service: Service):
+    body = {**LAUNCH, "reason": "sequential duplicate"}
+    before = len(service.mutations())
+    status, first = service.stack.call("POST", "/api/backfills", TOKENS["jimin"], body)
+    assert status == 201 and first["already_running"] is False
+    again = {**body, "reason": "  sequential duplicate "}  # the same reason, outer spaces aside
+    status, second = service.stack.call("POST", "/api/backfills", TOKENS["jimin"], again)
+    assert status == 200 and second == {**first, "already_running": True}
+    assert len(service.mutations()) == before + 1
+    line = service.stack.audit()[-1]
+    assert (line["status"], line["backfill_id"], line["already_running"]) == (
+        200,
+        first["id"],
+        True,
+    )
+    # Another reason or range is another request.
+    status, other = service.stack.call(
+        "POST", "/api/backfills", TOKENS["jimin"], {**body, "reason": "another reason"}
+    )
+    assert status == 201 and other["id"] != first["id"]
+    # Once the backfill has finished, the same request launches again.
+    _finish(service, first["id"])
+    status, third = service.stack.call("POST", "/api/backfills", TOKENS["jimin"], body)
+    assert status == 201 and third["id"] not in (first["id"], other["id"])
+    assert len(service.mutations()) == before + 3
+
+
+def test_identical_requests_at_the_same_moment_launch_one_backfill(service: Service):
+    body = {**LAUNCH, "reason": "concurrent duplicate"}
+    before = len(service.mutations())
+    service.dagster.launch_delay = 0.5  # the first launch is still in flight when the rest ask
+    answers: list[tuple[int, dict]] = []
+    try:
+        threads = [
+            threading.Thread(
+                target=lambda: answers.append(
+                    service.stack.call("POST", "/api/backfills", TOKENS["jimin"], body)
+                )
+            )
+            for _ in range(5)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        service.dagster.launch_delay = 0.0
+    assert sorted(status for status, _ in answers) == [200, 200, 200, 200, 201]
+    assert len({answer["id"] for _, answer in answers}) == 1
+    assert len(service.mutations()) == before + 1
 
 
 def test_every_request_is_one_audit_line_without_the_token(service: Service):

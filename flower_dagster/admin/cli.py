@@ -247,8 +247,9 @@ def _launch(args: argparse.Namespace) -> int:
     client = client_from_environment()
     body = {"model": args.model, "from": args.first, "to": args.last, "reason": args.reason}
     launched = client.call("POST", "/api/backfills", body)
+    what = "already running, not launched again:" if launched.get("already_running") else "launched"
     print(
-        f"launched backfill {launched['id']}: {launched['model']} {launched['from']} .. "
+        f"{what} backfill {launched['id']}: {launched['model']} {launched['from']} .. "
         f"{launched['to']} ({launched['partitions']} partitions), reason: {launched['reason']}"
     )
     if args.follow:

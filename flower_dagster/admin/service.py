@@ -2,16 +2,20 @@
 
 A Starlette app. `/` is a plain HTML page for analysts; `/api/...` is JSON for the page and the
 CLI. Every `/api` request names a person: a bearer token whose SHA-256 is in the access file, or
-(only when `admin.trust_proxy_header` is set) the user header of an authenticating proxy.
+(only when `admin.trust_proxy_header` is set) the user header of an authenticating proxy, taken
+only from the addresses of `admin.trusted_proxies` and never together with a token.
 
 | request | what |
 | --- | --- |
 | `GET /api/me` | who I am, my groups and selectors |
 | `GET /api/models` | my models: grain, partition range, the state of the latest partitions |
-| `POST /api/backfills` `{model, from, to, reason}` | launch a backfill of one of my models |
+| `POST /api/backfills` `{model, from, to, reason}` | launch a backfill of one of my models (201) |
 | `GET /api/backfills` | my backfills, newest first |
 | `GET /api/backfills/{id}` | one of my backfills: partitions done / failed / in progress |
 | `POST /api/backfills/{id}/cancel` | cancel one of my backfills |
+
+A launch identical to one whose backfill is still running (`request_identity`) answers 200 with
+that backfill and `already_running: true` instead of launching it twice.
 
 Refusals: 401 (no token, a wrong token, an unknown proxy user), 403 (not my model, not my
 backfill), 404 (unknown model or backfill), 413 (a body above MAX_BODY_BYTES, refused unread),
@@ -22,6 +26,8 @@ log.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -29,6 +35,7 @@ from dataclasses import dataclass
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
+from weakref import WeakValueDictionary
 
 from pydantic import IPvAnyNetwork
 from starlette.applications import Starlette
@@ -41,6 +48,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from flower_dagster.admin.access import Access, Person, load_access
 from flower_dagster.admin.audit import AuditLog, outcome_of
 from flower_dagster.admin.backfill import (
+    BackfillPlan,
     Refused,
     partition_span,
     partitions_of,
@@ -49,6 +57,7 @@ from flower_dagster.admin.backfill import (
 from flower_dagster.admin.dagster_client import (
     LAUNCHED_BY_TAG,
     REASON_TAG,
+    REQUEST_TAG,
     VIA_ADMIN,
     VIA_TAG,
     BackfillStatus,
@@ -157,6 +166,8 @@ def _authenticated(handler: Handler) -> Callable[[Any, Request], Awaitable[Respo
 class _Api:
     def __init__(self, context: AdminContext) -> None:
         self.context = context
+        # A lock per request identity, gone when no request holds it.
+        self._launch_locks: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
 
     # -- who is asking -----------------------------------------------------------------------
 
@@ -293,21 +304,40 @@ class _Api:
             )
         except Refused as refused:
             return _refusal(request, refused)
-        tags = {LAUNCHED_BY_TAG: person.id, REASON_TAG: plan.reason, VIA_TAG: VIA_ADMIN}
-        title = f"{plan.model} {plan.first}..{plan.last} by {person.id}"
-        try:
-            backfill_id = await run_in_threadpool(
-                self.context.dagster.launch_backfill,
-                plan.model,
-                plan.partition_keys,
-                tags,
-                title,
-                f"{person.name}: {plan.reason}",
-            )
-        except DagsterUnavailable as error:
-            _note(request, detail=str(error))
-            return JSONResponse({"error": "Dagster did not take the backfill"}, status_code=503)
-        _note(request, backfill_id=backfill_id, partitions=len(plan.partition_keys))
+        identity = request_identity(person, plan)
+        # One launch per identity at a time in this process: a second identical request waits
+        # here and then finds the first one's backfill in Dagster instead of launching another.
+        lock = self._launch_locks.setdefault(identity, asyncio.Lock())
+        async with lock:
+            try:
+                running = await run_in_threadpool(
+                    self.context.dagster.requested_backfill_tagged, REQUEST_TAG, identity
+                )
+                backfill_id = running
+                if backfill_id is None:
+                    backfill_id = await run_in_threadpool(
+                        self.context.dagster.launch_backfill,
+                        plan.model,
+                        plan.partition_keys,
+                        {
+                            LAUNCHED_BY_TAG: person.id,
+                            REASON_TAG: plan.reason,
+                            VIA_TAG: VIA_ADMIN,
+                            REQUEST_TAG: identity,
+                        },
+                        f"{plan.model} {plan.first}..{plan.last} by {person.id}",
+                        f"{person.name}: {plan.reason}",
+                    )
+            except DagsterUnavailable as error:
+                _note(request, detail=str(error))
+                return JSONResponse({"error": "Dagster did not take the backfill"}, status_code=503)
+        already = running is not None
+        _note(
+            request,
+            backfill_id=backfill_id,
+            partitions=len(plan.partition_keys),
+            already_running=already,
+        )
         return JSONResponse(
             {
                 "id": backfill_id,
@@ -317,8 +347,9 @@ class _Api:
                 "partitions": len(plan.partition_keys),
                 "launched_by": person.id,
                 "reason": plan.reason,
+                "already_running": already,
             },
-            status_code=201,
+            status_code=200 if already else 201,
         )
 
     @_authenticated
@@ -440,6 +471,14 @@ def _from(client: str | None, proxies: Sequence[IPvAnyNetwork]) -> bool:
     except ValueError:
         return False
     return any(address in network for network in proxies)
+
+
+def request_identity(person: Person, plan: BackfillPlan) -> str:
+    """What makes two launch requests the same: who, which model, the first and last partition
+    keys as checked (so `2024-01-10` and `2024-01-10-00:00` of an hourly model agree) and the
+    reason with its outer spaces removed. A SHA-256, so the tag holds no free text twice."""
+    fields = [person.id, plan.model, plan.first, plan.last, plan.reason]
+    return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
 
 
 def _launched_by(backfill: BackfillStatus, person: Person) -> bool:
