@@ -28,8 +28,15 @@ import yaml
 
 from flower_dagster.admin.access import hash_token
 from flower_dagster.admin.audit import AuditLog, read_audit
-from tests.admin_support import AdminStack, admin_env, memory_kb, serve_admin, write_settings
-from tests.conftest import Warehouse
+from tests.admin_support import (
+    AdminStack,
+    admin_env,
+    free_port,
+    memory_kb,
+    serve_admin,
+    write_settings,
+)
+from tests.conftest import Warehouse, copy_demo_project
 
 TOKENS = {"jimin": "jimin-token-0123456789-abcdefghij", "seoyeon": "seoyeon-token-0123456789-abcd"}
 
@@ -454,3 +461,60 @@ def test_read_audit_reads_what_audit_log_writes(tmp_path):
     lines = read_audit(log.path)
     assert [(x["path"], x["status"]) for x in lines] == [("/", 200), ("/api/me", 401)]
     assert all("time" in x for x in lines)
+
+
+def test_a_model_added_to_the_manifest_is_served_without_a_restart(tmp_path: Path):
+    project = copy_demo_project(tmp_path / "dbt_project")
+    _write_access(tmp_path / "access.yaml", ["owner:commerce"])
+    # No Dagster: /api/models then says so, and lists the models all the same.
+    admin = {"dagster_graphql_url": f"http://127.0.0.1:{free_port()}/graphql"}
+    write_settings(tmp_path, admin, project)
+    _flower(tmp_path, "prepare")
+    for stack in serve_admin(tmp_path, admin, project, TOKENS):
+        pid = stack.processes[0].pid
+        assert "agg_daily_refunds" not in _served(stack)
+        marts = project / "models" / "marts"
+        sql = (marts / "agg_daily_revenue.sql").read_text()
+        (marts / "agg_daily_refunds.sql").write_text(sql)
+        yml = (marts / "agg_daily_revenue.yml").read_text()
+        (marts / "agg_daily_refunds.yml").write_text(
+            yml.replace("name: agg_daily_revenue", "name: agg_daily_refunds")
+        )
+        _flower(tmp_path, "prepare")
+        assert "agg_daily_refunds" in _served(stack)
+        status, answer = stack.call(
+            "POST",
+            "/api/backfills",
+            TOKENS["jimin"],
+            {**LAUNCH, "model": "agg_daily_refunds"},
+        )
+        # Planned like any model of jimin's; only the missing Dagster stops it.
+        assert status == 503, answer
+        # A manifest caught half written is not taken: the last good models stay.
+        manifest = project / "target" / "manifest.json"
+        good = manifest.read_bytes()
+        manifest.write_bytes(good[: len(good) // 2])
+        assert "agg_daily_refunds" in _served(stack)
+        assert "manifest not reloaded" in stack.audit()[-1]["manifest"]
+        manifest.write_bytes(good)
+        assert "agg_daily_refunds" in _served(stack) and "manifest" not in stack.audit()[-1]
+        assert stack.processes[0].pid == pid and stack.processes[0].poll() is None
+
+
+def _served(stack: AdminStack) -> list[str]:
+    status, answer = stack.call("GET", "/api/models", TOKENS["jimin"])
+    assert status == 200, answer
+    return [m["model"] for m in answer["models"]]
+
+
+def _flower(root: Path, *args: str) -> None:
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("flower")), *args],
+        env=admin_env(root),
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -34,9 +34,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import ip_address
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 from weakref import WeakValueDictionary
 
+import orjson
 from pydantic import IPvAnyNetwork
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -65,9 +66,10 @@ from flower_dagster.admin.dagster_client import (
     DagsterUnavailable,
 )
 from flower_dagster.admin.page import PAGE
-from flower_dagster.admin.selection import Model
+from flower_dagster.admin.selection import Model, models_from_manifest
 from flower_dagster.settings import Settings
 
+T = TypeVar("T")
 AUDIT_SCOPE_KEY = "flower.audit"
 # The page runs only its own inline script and talks only to this service; it cannot be framed.
 PAGE_HEADERS = {
@@ -83,42 +85,61 @@ RECENT_PARTITIONS = 7
 MAX_BODY_BYTES = 16 * 1024
 
 
-class AccessSource:
-    """The access file, re-read when it changes on disk (a merged PR changes who may do what).
+class Reloaded(Generic[T]):
+    """A file read again when it changes on disk (modification time, size or inode), checked
+    with one stat per request: a merged PR changes who may do what, `flower prepare` adds a
+    model, and neither should need a restart.
 
-    A changed file with mistakes is not taken: the service keeps the last good one and says so
-    in the audit log, rather than locking everybody out or letting anybody in."""
+    A changed file that cannot be read is not taken: the last good content stays and `problem`
+    says so (every audit line carries it until the file is fixed), rather than locking everybody
+    out, letting anybody in or dropping every model. A file caught half written is read again
+    once its writer finishes, since finishing changes its size or time again."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, load: Callable[[Path], T], what: str) -> None:
         self.path = path
+        self.what = what
+        self._load = load
         self._lock = threading.Lock()
-        self._access = load_access(path)
-        self._mtime = path.stat().st_mtime_ns
+        self._seen = self._stamp()
+        self._value = load(path)
         self.problem: str | None = None
 
-    def current(self) -> Access:
+    def _stamp(self) -> tuple[int, int, int]:
+        stat = self.path.stat()
+        return stat.st_mtime_ns, stat.st_size, stat.st_ino
+
+    def current(self) -> T:
         try:
-            mtime = self.path.stat().st_mtime_ns
+            stamp = self._stamp()
         except OSError as error:
-            self.problem = f"access file unreadable, using the last good one: {error}"
-            return self._access
-        if mtime != self._mtime:
+            self.problem = f"{self.what} unreadable, using the last good one: {error}"
+            return self._value
+        if stamp != self._seen:
             with self._lock:
-                if mtime != self._mtime:
+                if stamp != self._seen:
                     try:
-                        self._access = load_access(self.path)
+                        self._value = self._load(self.path)
                         self.problem = None
-                    except Exception as error:  # a broken file keeps the last good access
-                        self.problem = f"access file not reloaded: {error}"
-                    self._mtime = mtime
-        return self._access
+                    except Exception as error:  # a broken file keeps the last good one
+                        self.problem = f"{self.what} not reloaded: {error}"
+                    self._seen = stamp
+        return self._value
+
+
+def access_source(path: Path) -> Reloaded[Access]:
+    return Reloaded(path, load_access, "access file")
+
+
+def manifest_models(path: Path) -> Reloaded[Mapping[str, Model]]:
+    """The models of dbt's manifest.json, following it as `dbt parse` rewrites it."""
+    return Reloaded(path, lambda p: models_from_manifest(orjson.loads(p.read_bytes())), "manifest")
 
 
 @dataclass
 class AdminContext:
     settings: Settings
-    access: AccessSource
-    models: Mapping[str, Model]
+    access: Reloaded[Access]
+    models: Reloaded[Mapping[str, Model]]
     dagster: DagsterClient
     audit: AuditLog
 
@@ -230,7 +251,7 @@ class _Api:
         return person, None
 
     def mine(self, person: Person) -> dict[str, Model]:
-        return self.context.access.current().models_of(person, self.context.models)
+        return self.context.access.current().models_of(person, self.context.models.current())
 
     # -- endpoints ---------------------------------------------------------------------------
 
@@ -300,7 +321,7 @@ class _Api:
             )
         try:
             plan = plan_backfill(
-                body, self.mine(person), self.context.models, self.context.settings
+                body, self.mine(person), self.context.models.current(), self.context.settings
             )
         except Refused as refused:
             return _refusal(request, refused)
@@ -549,7 +570,10 @@ class _AuditMiddleware:
             "outcome": outcome_of(code),
             **entry,
         }
-        problem = self.context.access.problem
-        if problem:
-            line["access_file"] = problem
+        for key, source in (
+            ("access_file", self.context.access),
+            ("manifest", self.context.models),
+        ):
+            if source.problem:
+                line[key] = source.problem
         self.context.audit.write(line)
