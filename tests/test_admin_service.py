@@ -236,6 +236,18 @@ def test_a_proxy_header_from_an_address_that_is_no_trusted_proxy_names_nobody(se
     assert status == 200 and me["user"] == "jimin"
 
 
+def test_the_address_checked_is_the_connections_not_one_a_header_claims(service: Service):
+    # From the trusted proxy, whatever X-Forwarded-For says the client was.
+    trusted = {"X-Forwarded-User": "proxied", "X-Forwarded-For": "10.9.9.9"}
+    status, me = _call_from(service, "127.0.0.1", "GET", "/api/me", trusted)
+    assert status == 200 and me["user"] == "proxied"
+    assert service.stack.audit()[-1]["client"] == "127.0.0.1"
+    # From elsewhere, claiming to be the trusted proxy.
+    claimed = {"X-Forwarded-User": "proxied", "X-Forwarded-For": "127.0.0.1"}
+    status, _ = _call_from(service, "127.0.0.2", "GET", "/api/me", claimed)
+    assert status == 403 and service.stack.audit()[-1]["client"] == "127.0.0.2"
+
+
 def test_a_token_and_a_proxy_header_together_are_refused_whoever_sends_them(service: Service):
     before = len(service.mutations())
     both = {"X-Forwarded-User": "proxied", "Authorization": f"Bearer {TOKENS['jimin']}"}
