@@ -25,6 +25,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     PrivateAttr,
     ValidationError,
     ValidationInfo,
@@ -120,6 +121,8 @@ ALLOWED: dict[str, str] = {
     "admin-audit.jsonl",
     "admin.trust_proxy_header": "an HTTP header name set by an authenticating proxy, e.g. "
     "X-Forwarded-User (or leave it out: tokens only)",
+    "admin.trusted_proxies": "a list of the authenticating proxy's IP addresses or networks, "
+    "e.g. [10.0.4.7, 10.0.8.0/24]; required with admin.trust_proxy_header",
 }
 
 
@@ -297,9 +300,20 @@ class AdminSettings(_Strict):
     audit_log: Path = Field(Path("admin-audit.jsonl"), validate_default=True)
     # None: only tokens identify a person.
     trust_proxy_header: str | None = Field(None, pattern=r"^[A-Za-z0-9-]+$")
+    # The addresses the header is taken from: anyone else who reaches the port could set it.
+    trusted_proxies: list[IPvAnyNetwork] | None = Field(None, validate_default=True)
 
     present = field_validator("access_file", "audit_log", mode="before")(_not_empty)
     resolve_files = field_validator("access_file", "audit_log")(_against_base)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _required_with_the_header(
+        cls, value: list[IPvAnyNetwork] | None, info: ValidationInfo
+    ) -> list[IPvAnyNetwork] | None:
+        if info.data.get("trust_proxy_header") and not value:
+            raise PydanticCustomError("missing", "required with admin.trust_proxy_header")
+        return value
 
 
 def _default_environments() -> dict[str, dict[str, Any]]:
@@ -527,8 +541,8 @@ def _describe(errors: Sequence[Mapping[str, Any]], label: str, sources: Mapping[
             lines.append(f"{label}: unknown key {key!r} in {where}; allowed: {', '.join(allowed)}")
             continue
         generic = key if not (loc and loc[0] == "environments" and len(loc) == 3) else loc[2]
-        if loc[:2] == ["warehouse", "slots"]:
-            generic = "warehouse.slots"
+        if loc[:2] in (["warehouse", "slots"], ["admin", "trusted_proxies"]):
+            generic = ".".join(loc[:2])
         allowed = ALLOWED.get(key) or ALLOWED.get(generic) or item["msg"]
         source = sources.get(key, f"{label}: {key}")
         if item["type"] == "missing":

@@ -237,6 +237,55 @@ def start_admin_stack(
         own.close()
 
 
+def serve_admin(
+    root: Path, admin: Mapping[str, Any], project_dir: Path, tokens: Mapping[str, str]
+) -> Iterator[AdminStack]:
+    """The real `flower admin` process alone, with a settings file of `admin` keys (a Dagster of
+    the caller's, e.g. a stand-in, at admin.dagster_graphql_url). Use in a fixture."""
+    port = free_port()
+    write_settings(root, {"port": port, **admin}, project_dir)
+    env = admin_env(root)
+    stack = AdminStack(root, 0, port, None, tokens, root / "audit.jsonl", env)  # type: ignore[arg-type]
+    flower = str(Path(sys.executable).with_name("flower"))
+    stack.processes.append(_spawn([flower, "admin"], root, env, root / "admin.log"))
+    try:
+        stack.wait_for("the admin service", lambda: _answers(stack.admin_url + "/"), 60)
+        yield stack
+    finally:
+        for process in stack.processes:
+            _stop(process)
+
+
+def write_settings(root: Path, admin: Mapping[str, Any], project_dir: Path) -> Path:
+    """flower.yaml in `root`: the demo's partitions, the dbt project, the admin section."""
+    settings = {
+        "partitions": {"start": "2024-01-01"},
+        "dbt": {"project_dir": str(project_dir)},
+        "admin": {"access_file": "access.yaml", "audit_log": "audit.jsonl", **admin},
+    }
+    path = root / "flower.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    return path
+
+
+def admin_env(root: Path) -> dict[str, str]:
+    """The environment of a `flower` process reading `root`/flower.yaml and nothing else."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWER_", "DAGSTER_"))}
+    env.update(
+        FLOWER_SETTINGS_FILE=str(root / "flower.yaml"), DBT_SEND_ANONYMOUS_USAGE_STATS="false"
+    )
+    return env
+
+
+def memory_kb(pid: int) -> tuple[int, int]:
+    """The resident memory of a process and its peak so far, from /proc/<pid>/status (VmRSS
+    and VmHWM, in kB)."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+
 def _spawn(args: list[str], cwd: Path, env: Mapping[str, str], log: Path) -> subprocess.Popen:
     with open(log, "wb") as out:
         return subprocess.Popen(

@@ -166,6 +166,11 @@ def test_an_author_backfills_their_daily_model_and_its_rollup_follows(stack: Adm
     assert audit[0]["action"] == "launch" and audit[0]["user"] == "jimin"
     assert audit[0]["reason"] == REASON and audit[0]["outcome"] == "allowed"
 
+    # The same request again while it runs: that backfill, not a second one.
+    status, again = _launch(stack, jimin, **GOOD)
+    assert status == 200 and again == {**launched, "already_running": True}
+    assert stack.backfill_ids() == before | {backfill_id}
+
     # Another author can neither see nor cancel it.
     seoyeon = stack.tokens["seoyeon"]
     assert stack.call("GET", f"/api/backfills/{backfill_id}", token=seoyeon)[0] == 403

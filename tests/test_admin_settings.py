@@ -23,7 +23,7 @@ def test_without_an_admin_section_it_binds_loopback_and_trusts_no_header(tmp_pat
     admin = _settings(tmp_path, "partitions: {start: 2024-01-01}\n").admin
     assert admin.host == "127.0.0.1"
     assert admin.dagster_graphql_url == "http://127.0.0.1:3000/graphql"
-    assert admin.trust_proxy_header is None
+    assert admin.trust_proxy_header is None and admin.trusted_proxies is None
     assert admin.access_file == tmp_path / "access.yaml"
     assert admin.audit_log == tmp_path / "admin-audit.jsonl"
     assert admin.max_partitions >= 31
@@ -47,6 +47,7 @@ def test_the_section_sets_every_key(tmp_path):
           max_partitions: 14
           audit_log: /var/log/flower/audit.jsonl
           trust_proxy_header: X-Forwarded-User
+          trusted_proxies: [10.0.0.2]
         """,
     ).admin
     assert (admin.host, admin.port, admin.max_partitions) == ("10.0.0.5", 8443, 14)
@@ -81,5 +82,34 @@ def test_every_mistake_is_one_line_naming_key_value_and_what_is_allowed(tmp_path
         "name set by an authenticating proxy, e.g. X-Forwarded-User (or leave it out: tokens "
         "only)",
         "  - flower.yaml: unknown key 'admin.hosts' in admin; allowed: host, port, "
-        "dagster_graphql_url, access_file, max_partitions, audit_log, trust_proxy_header",
+        "dagster_graphql_url, access_file, max_partitions, audit_log, trust_proxy_header, "
+        "trusted_proxies",
     }
+
+
+def test_trusted_proxies_are_addresses_or_networks_and_required_with_the_header(tmp_path):
+    admin = _settings(
+        tmp_path,
+        """
+        admin:
+          trust_proxy_header: X-Forwarded-User
+          trusted_proxies: [10.0.4.7, 10.0.8.0/24, "fd00::/8"]
+        """,
+    ).admin
+    assert [str(n) for n in admin.trusted_proxies] == ["10.0.4.7/32", "10.0.8.0/24", "fd00::/8"]
+    with pytest.raises(SettingsError) as raised:
+        _settings(tmp_path, "admin: {trust_proxy_header: X-Forwarded-User}\n")
+    assert str(raised.value) == (
+        "flower.yaml: admin.trusted_proxies is missing; allowed: a list of the authenticating "
+        "proxy's IP addresses or networks, e.g. [10.0.4.7, 10.0.8.0/24]; required with "
+        "admin.trust_proxy_header"
+    )
+    with pytest.raises(SettingsError) as raised:
+        _settings(
+            tmp_path,
+            "admin: {trust_proxy_header: X-Forwarded-User, trusted_proxies: [10.0.4.7/8, proxy]}",
+        )
+    lines = str(raised.value).splitlines()
+    assert lines[0] == "2 settings problems:"
+    assert lines[1].startswith("  - flower.yaml: admin.trusted_proxies.0 is '10.0.4.7/8'; allowed:")
+    assert lines[2].startswith("  - flower.yaml: admin.trusted_proxies.1 is 'proxy'; allowed:")

@@ -93,19 +93,22 @@ def _serve(args: argparse.Namespace) -> int:
 
     from flower_dagster.admin.audit import AuditLog
     from flower_dagster.admin.dagster_client import DagsterClient
-    from flower_dagster.admin.selection import models_from_manifest
-    from flower_dagster.admin.service import AccessSource, AdminContext, create_app
+    from flower_dagster.admin.service import (
+        AdminContext,
+        access_source,
+        create_app,
+        manifest_models,
+    )
     from flower_dagster.dbt.project import FlowerDbtProject
     from flower_dagster.settings import load_settings
 
     settings = load_settings()
     admin = settings.admin
-    access = AccessSource(admin.access_file)
-    models = models_from_manifest(FlowerDbtProject.from_settings(settings).load_manifest())
+    manifest = FlowerDbtProject.from_settings(settings).ensure_manifest()
     context = AdminContext(
         settings=settings,
-        access=access,
-        models=models,
+        access=access_source(admin.access_file),
+        models=manifest_models(manifest),
         dagster=DagsterClient(admin.dagster_graphql_url),
         audit=AuditLog(admin.audit_log),
     )
@@ -113,11 +116,19 @@ def _serve(args: argparse.Namespace) -> int:
     port = args.port or admin.port
     print(
         f"backfill admin on http://{host}:{port} (Dagster: {admin.dagster_graphql_url}; "
-        f"access: {admin.access_file}; audit: {admin.audit_log})",
+        f"access: {admin.access_file}; models: {manifest}; audit: {admin.audit_log})",
         flush=True,
     )
-    # No access log: the audit log has every request, without headers.
-    uvicorn.run(create_app(context), host=host, port=port, log_level="warning", access_log=False)
+    # No access log: the audit log has every request, without headers. No proxy_headers: the
+    # client address is the connection's, which admin.trusted_proxies is checked against.
+    uvicorn.run(
+        create_app(context),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,
+    )
     return 0
 
 
@@ -239,8 +250,9 @@ def _launch(args: argparse.Namespace) -> int:
     client = client_from_environment()
     body = {"model": args.model, "from": args.first, "to": args.last, "reason": args.reason}
     launched = client.call("POST", "/api/backfills", body)
+    what = "already running, not launched again:" if launched.get("already_running") else "launched"
     print(
-        f"launched backfill {launched['id']}: {launched['model']} {launched['from']} .. "
+        f"{what} backfill {launched['id']}: {launched['model']} {launched['from']} .. "
         f"{launched['to']} ({launched['partitions']} partitions), reason: {launched['reason']}"
     )
     if args.follow:

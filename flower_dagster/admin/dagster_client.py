@@ -21,6 +21,9 @@ LAUNCHED_BY_TAG = "flower/launched-by"
 REASON_TAG = "flower/reason"
 VIA_TAG = "flower/via"
 VIA_ADMIN = "backfill-admin"
+# The identity of the request that launched it (service.request_identity): an identical request
+# finds the backfill it would duplicate.
+REQUEST_TAG = "flower/request"
 
 # Backfill statuses that will not change any more.
 FINISHED = frozenset({"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"})
@@ -82,6 +85,15 @@ mutation Cancel($id: String!) {
   cancelPartitionBackfill(backfillId: $id) {
     __typename
     ... on CancelBackfillSuccess { backfillId }
+    ... on Error { message }
+  }
+}"""
+
+_REQUESTED = """
+query Requested($limit: Int) {
+  partitionBackfillsOrError(status: REQUESTED, limit: $limit) {
+    __typename
+    ... on PartitionBackfills { results { id tags { key value } } }
     ... on Error { message }
   }
 }"""
@@ -214,6 +226,17 @@ class DagsterClient:
         if result["__typename"] != "PartitionBackfills":
             raise DagsterUnavailable(f"Dagster could not list backfills: {result}")
         return [_status(item) for item in result["results"]]
+
+    def requested_backfill_tagged(self, key: str, value: str, limit: int = 500) -> str | None:
+        """The id of a backfill still REQUESTED (running or about to) with the tag key=value,
+        or None. Reads only ids and tags: no partition counts to compute."""
+        result = self.query(_REQUESTED, {"limit": limit})["partitionBackfillsOrError"]
+        if result["__typename"] != "PartitionBackfills":
+            raise DagsterUnavailable(f"Dagster could not list backfills: {result}")
+        for item in result["results"]:
+            if any(t["key"] == key and t["value"] == value for t in item.get("tags") or []):
+                return item["id"]
+        return None
 
     def cancel_backfill(self, backfill_id: str) -> None:
         result = self.query(_CANCEL, {"id": backfill_id})["cancelPartitionBackfill"]

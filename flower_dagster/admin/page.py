@@ -235,8 +235,9 @@ document.getElementById("launch-form").onsubmit = async (event) => {
     reason: document.getElementById("bf-reason").value.trim(),
   };
   const r = await api("POST", "/api/backfills", body);
-  if (r.status === 201) {
-    show("Launched backfill " + r.data.id + ": " + r.data.model + " " + r.data.from + " to " +
+  if (r.status === 201 || r.status === 200) {
+    show((r.data.already_running ? "Already running, not launched again: backfill " :
+          "Launched backfill ") + r.data.id + ": " + r.data.model + " " + r.data.from + " to " +
          r.data.to + " (" + r.data.partitions + " partitions)", true);
   } else {
     show((r.data.field ? r.data.field + ": " : "") + describe(r.data), false);

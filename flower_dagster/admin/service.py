@@ -2,32 +2,43 @@
 
 A Starlette app. `/` is a plain HTML page for analysts; `/api/...` is JSON for the page and the
 CLI. Every `/api` request names a person: a bearer token whose SHA-256 is in the access file, or
-(only when `admin.trust_proxy_header` is set) the user header of an authenticating proxy.
+(only when `admin.trust_proxy_header` is set) the user header of an authenticating proxy, taken
+only from the addresses of `admin.trusted_proxies` and never together with a token.
 
 | request | what |
 | --- | --- |
 | `GET /api/me` | who I am, my groups and selectors |
 | `GET /api/models` | my models: grain, partition range, the state of the latest partitions |
-| `POST /api/backfills` `{model, from, to, reason}` | launch a backfill of one of my models |
+| `POST /api/backfills` `{model, from, to, reason}` | launch a backfill of one of my models (201) |
 | `GET /api/backfills` | my backfills, newest first |
 | `GET /api/backfills/{id}` | one of my backfills: partitions done / failed / in progress |
 | `POST /api/backfills/{id}/cancel` | cancel one of my backfills |
 
+A launch identical to one whose backfill is still running (`request_identity`) answers 200 with
+that backfill and `already_running: true` instead of launching it twice.
+
 Refusals: 401 (no token, a wrong token, an unknown proxy user), 403 (not my model, not my
-backfill), 404 (unknown model or backfill), 415 (a POST that is not JSON), 422 (a bad range, a
-range above the size limit, a missing reason). A refused request launches nothing. Every
-request, allowed or refused, is one line of the audit log.
+backfill), 404 (unknown model or backfill), 413 (a body above MAX_BODY_BYTES, refused unread),
+415 (a POST that is not JSON), 422 (a bad range, a range above the size limit, a missing reason).
+A refused request launches nothing. Every request, allowed or refused, is one line of the audit
+log.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from ipaddress import ip_address
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
+from weakref import WeakValueDictionary
 
+import orjson
+from pydantic import IPvAnyNetwork
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -38,6 +49,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from flower_dagster.admin.access import Access, Person, load_access
 from flower_dagster.admin.audit import AuditLog, outcome_of
 from flower_dagster.admin.backfill import (
+    BackfillPlan,
     Refused,
     partition_span,
     partitions_of,
@@ -46,6 +58,7 @@ from flower_dagster.admin.backfill import (
 from flower_dagster.admin.dagster_client import (
     LAUNCHED_BY_TAG,
     REASON_TAG,
+    REQUEST_TAG,
     VIA_ADMIN,
     VIA_TAG,
     BackfillStatus,
@@ -53,9 +66,10 @@ from flower_dagster.admin.dagster_client import (
     DagsterUnavailable,
 )
 from flower_dagster.admin.page import PAGE
-from flower_dagster.admin.selection import Model
+from flower_dagster.admin.selection import Model, models_from_manifest
 from flower_dagster.settings import Settings
 
+T = TypeVar("T")
 AUDIT_SCOPE_KEY = "flower.audit"
 # The page runs only its own inline script and talks only to this service; it cannot be framed.
 PAGE_HEADERS = {
@@ -71,42 +85,61 @@ RECENT_PARTITIONS = 7
 MAX_BODY_BYTES = 16 * 1024
 
 
-class AccessSource:
-    """The access file, re-read when it changes on disk (a merged PR changes who may do what).
+class Reloaded(Generic[T]):
+    """A file read again when it changes on disk (modification time, size or inode), checked
+    with one stat per request: a merged PR changes who may do what, `flower prepare` adds a
+    model, and neither should need a restart.
 
-    A changed file with mistakes is not taken: the service keeps the last good one and says so
-    in the audit log, rather than locking everybody out or letting anybody in."""
+    A changed file that cannot be read is not taken: the last good content stays and `problem`
+    says so (every audit line carries it until the file is fixed), rather than locking everybody
+    out, letting anybody in or dropping every model. A file caught half written is read again
+    once its writer finishes, since finishing changes its size or time again."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, load: Callable[[Path], T], what: str) -> None:
         self.path = path
+        self.what = what
+        self._load = load
         self._lock = threading.Lock()
-        self._access = load_access(path)
-        self._mtime = path.stat().st_mtime_ns
+        self._seen = self._stamp()
+        self._value = load(path)
         self.problem: str | None = None
 
-    def current(self) -> Access:
+    def _stamp(self) -> tuple[int, int, int]:
+        stat = self.path.stat()
+        return stat.st_mtime_ns, stat.st_size, stat.st_ino
+
+    def current(self) -> T:
         try:
-            mtime = self.path.stat().st_mtime_ns
+            stamp = self._stamp()
         except OSError as error:
-            self.problem = f"access file unreadable, using the last good one: {error}"
-            return self._access
-        if mtime != self._mtime:
+            self.problem = f"{self.what} unreadable, using the last good one: {error}"
+            return self._value
+        if stamp != self._seen:
             with self._lock:
-                if mtime != self._mtime:
+                if stamp != self._seen:
                     try:
-                        self._access = load_access(self.path)
+                        self._value = self._load(self.path)
                         self.problem = None
-                    except Exception as error:  # a broken file keeps the last good access
-                        self.problem = f"access file not reloaded: {error}"
-                    self._mtime = mtime
-        return self._access
+                    except Exception as error:  # a broken file keeps the last good one
+                        self.problem = f"{self.what} not reloaded: {error}"
+                    self._seen = stamp
+        return self._value
+
+
+def access_source(path: Path) -> Reloaded[Access]:
+    return Reloaded(path, load_access, "access file")
+
+
+def manifest_models(path: Path) -> Reloaded[Mapping[str, Model]]:
+    """The models of dbt's manifest.json, following it as `dbt parse` rewrites it."""
+    return Reloaded(path, lambda p: models_from_manifest(orjson.loads(p.read_bytes())), "manifest")
 
 
 @dataclass
 class AdminContext:
     settings: Settings
-    access: AccessSource
-    models: Mapping[str, Model]
+    access: Reloaded[Access]
+    models: Reloaded[Mapping[str, Model]]
     dagster: DagsterClient
     audit: AuditLog
 
@@ -154,26 +187,17 @@ def _authenticated(handler: Handler) -> Callable[[Any, Request], Awaitable[Respo
 class _Api:
     def __init__(self, context: AdminContext) -> None:
         self.context = context
+        # A lock per request identity, gone when no request holds it.
+        self._launch_locks: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
 
     # -- who is asking -----------------------------------------------------------------------
 
     def identify(self, request: Request) -> tuple[Person | None, Refused | None]:
         access = self.context.access.current()
-        header = self.context.settings.admin.trust_proxy_header
-        if header:
-            claimed = request.headers.get(header)
-            if claimed:
-                person = access.person_named(claimed)
-                _note(request, auth="proxy", claimed_user=claimed)
-                if person is None:
-                    return None, Refused(
-                        401,
-                        "user",
-                        f"{claimed!r} is not in the access file",
-                        "a person of the access file",
-                    )
-                _note(request, user=person.id)
-                return person, None
+        admin = self.context.settings.admin
+        header = admin.trust_proxy_header
+        if header and header in request.headers:
+            return self._proxied(request, access, header, admin.trusted_proxies or [])
         authorization = request.headers.get("authorization", "")
         scheme, _, token = authorization.partition(" ")
         if not authorization or scheme.lower() != "bearer" or not token.strip():
@@ -196,8 +220,38 @@ class _Api:
         _note(request, user=person.id)
         return person, None
 
+    def _proxied(
+        self, request: Request, access: Access, header: str, proxies: Sequence[IPvAnyNetwork]
+    ) -> tuple[Person | None, Refused | None]:
+        """A request that carries the proxy's user header: taken only from a trusted proxy, and
+        never together with a token (which of the two would name the person is not clear)."""
+        claimed = request.headers[header]
+        client = request.client.host if request.client else None
+        _note(request, auth="proxy", claimed_user=claimed)
+        if not _from(client, proxies):
+            return None, Refused(
+                403,
+                "user",
+                f"the {header} header came from {client}, not from a trusted proxy",
+                "a token (the header is set only by the proxies of admin.trusted_proxies)",
+            )
+        if "authorization" in request.headers:
+            return None, Refused(
+                401,
+                "user",
+                f"both a token and the {header} header: one request names one person",
+                f"either 'Authorization: Bearer <token>' or the proxy's {header}, not both",
+            )
+        person = access.person_named(claimed)
+        if person is None:
+            return None, Refused(
+                401, "user", f"{claimed!r} is not in the access file", "a person of the access file"
+            )
+        _note(request, user=person.id)
+        return person, None
+
     def mine(self, person: Person) -> dict[str, Model]:
-        return self.context.access.current().models_of(person, self.context.models)
+        return self.context.access.current().models_of(person, self.context.models.current())
 
     # -- endpoints ---------------------------------------------------------------------------
 
@@ -267,25 +321,44 @@ class _Api:
             )
         try:
             plan = plan_backfill(
-                body, self.mine(person), self.context.models, self.context.settings
+                body, self.mine(person), self.context.models.current(), self.context.settings
             )
         except Refused as refused:
             return _refusal(request, refused)
-        tags = {LAUNCHED_BY_TAG: person.id, REASON_TAG: plan.reason, VIA_TAG: VIA_ADMIN}
-        title = f"{plan.model} {plan.first}..{plan.last} by {person.id}"
-        try:
-            backfill_id = await run_in_threadpool(
-                self.context.dagster.launch_backfill,
-                plan.model,
-                plan.partition_keys,
-                tags,
-                title,
-                f"{person.name}: {plan.reason}",
-            )
-        except DagsterUnavailable as error:
-            _note(request, detail=str(error))
-            return JSONResponse({"error": "Dagster did not take the backfill"}, status_code=503)
-        _note(request, backfill_id=backfill_id, partitions=len(plan.partition_keys))
+        identity = request_identity(person, plan)
+        # One launch per identity at a time in this process: a second identical request waits
+        # here and then finds the first one's backfill in Dagster instead of launching another.
+        lock = self._launch_locks.setdefault(identity, asyncio.Lock())
+        async with lock:
+            try:
+                running = await run_in_threadpool(
+                    self.context.dagster.requested_backfill_tagged, REQUEST_TAG, identity
+                )
+                backfill_id = running
+                if backfill_id is None:
+                    backfill_id = await run_in_threadpool(
+                        self.context.dagster.launch_backfill,
+                        plan.model,
+                        plan.partition_keys,
+                        {
+                            LAUNCHED_BY_TAG: person.id,
+                            REASON_TAG: plan.reason,
+                            VIA_TAG: VIA_ADMIN,
+                            REQUEST_TAG: identity,
+                        },
+                        f"{plan.model} {plan.first}..{plan.last} by {person.id}",
+                        f"{person.name}: {plan.reason}",
+                    )
+            except DagsterUnavailable as error:
+                _note(request, detail=str(error))
+                return JSONResponse({"error": "Dagster did not take the backfill"}, status_code=503)
+        already = running is not None
+        _note(
+            request,
+            backfill_id=backfill_id,
+            partitions=len(plan.partition_keys),
+            already_running=already,
+        )
         return JSONResponse(
             {
                 "id": backfill_id,
@@ -295,8 +368,9 @@ class _Api:
                 "partitions": len(plan.partition_keys),
                 "launched_by": person.id,
                 "reason": plan.reason,
+                "already_running": already,
             },
-            status_code=201,
+            status_code=200 if already else 201,
         )
 
     @_authenticated
@@ -376,15 +450,56 @@ def _is_json(request: Request) -> bool:
 async def _json_body(request: Request) -> Any:
     if not _is_json(request):
         return _NOT_JSON
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        return Refused(413, "body", "the request body is too large", f"{MAX_BODY_BYTES} bytes")
+    raw = await _bounded_body(request)
+    if isinstance(raw, Refused):
+        return raw
     try:
         return json.loads(raw or b"null")
     except ValueError:
         return Refused(
             400, "body", "the request body is not valid JSON", "{model, from, to, reason}"
         )
+
+
+_TOO_LARGE = Refused(413, "body", "the request body is too large", f"{MAX_BODY_BYTES} bytes")
+
+
+async def _bounded_body(request: Request) -> bytes | Refused:
+    """The body, read only while it stays within MAX_BODY_BYTES: a declared Content-Length above
+    the limit is refused before a byte is read, and a chunked body stops being read at the limit
+    (the server's flow control then stops the sender), so no body is ever held whole."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            return Refused(400, "body", "Content-Length is not a number", "a byte count")
+        if int(declared) > MAX_BODY_BYTES:
+            return _TOO_LARGE
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return _TOO_LARGE
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _from(client: str | None, proxies: Sequence[IPvAnyNetwork]) -> bool:
+    """Is the TCP peer one of the trusted proxies (uvicorn runs without proxy_headers, so this
+    is the connection's address, not one a header claims)."""
+    try:
+        address = ip_address(client or "")
+    except ValueError:
+        return False
+    return any(address in network for network in proxies)
+
+
+def request_identity(person: Person, plan: BackfillPlan) -> str:
+    """What makes two launch requests the same: who, which model, the first and last partition
+    keys as checked (so `2024-01-10` and `2024-01-10-00:00` of an hourly model agree) and the
+    reason with its outer spaces removed. A SHA-256, so the tag holds no free text twice."""
+    fields = [person.id, plan.model, plan.first, plan.last, plan.reason]
+    return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
 
 
 def _launched_by(backfill: BackfillStatus, person: Person) -> bool:
@@ -455,7 +570,10 @@ class _AuditMiddleware:
             "outcome": outcome_of(code),
             **entry,
         }
-        problem = self.context.access.problem
-        if problem:
-            line["access_file"] = problem
+        for key, source in (
+            ("access_file", self.context.access),
+            ("manifest", self.context.models),
+        ):
+            if source.problem:
+                line[key] = source.problem
         self.context.audit.write(line)
