@@ -17,11 +17,15 @@ SQLite storage), each a condition on the roll-ups:
   eager   stock: `AutomationCondition.eager()`
   rule    flower-dagster as it ships: the repair rule on every roll-up
 
-With `--postgres` the repair rule is also timed on PostgreSQL as deployed (deploy/dagster.yaml,
+With `--postgres` three variants are also timed on PostgreSQL as deployed (deploy/dagster.yaml,
 a throwaway server on 127.0.0.1 from tests/postgres_server.py, the same seeded events in a
-template database, each repeat on a copy of it): once with dagster-postgres's storage classes
-as they ship, which open a connection per query outside the webserver, and once with
-flower-dagster's pooled ones (flower_dagster/storage.py).
+template database, each repeat on a copy of it), each in a fresh child process:
+
+  stock         `eager()` on dagster-postgres's storage classes as they ship (a connection
+                per query outside the webserver): what stock Dagster deploys
+  eager-pooled  `eager()` on flower-dagster's pooled storage (flower_dagster/storage.py): the
+                storage alone, without the rule
+  rule          flower-dagster as it ships: the repair rule on the pooled storage
 
     python -m bench.tick --models 1000 --repeats 3
 """
@@ -59,9 +63,15 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "eager": ("eager", "sqlite"),
     "rule": ("rule", "sqlite"),
 }
-# The repair rule on PostgreSQL as deployed (deploy/dagster.yaml): dagster-postgres's storage
-# classes as they ship (a connection per query) and flower-dagster's pooled ones.
+# PostgreSQL as deployed (deploy/dagster.yaml): dagster-postgres's storage classes as they
+# ship (a connection per query) and flower-dagster's pooled ones.
 POSTGRES_STORAGES = ("dagster-postgres", "flower")
+# name: (the roll-ups' condition, the storage); stock Dagster, the pool alone, flower-dagster.
+POSTGRES_VARIANTS: dict[str, tuple[str, str]] = {
+    "stock": ("eager", "dagster-postgres"),
+    "eager-pooled": ("eager", "flower"),
+    "rule": ("rule", "flower"),
+}
 POSTGRES_SEED_DB = "tick_seed"
 # Days of history before the updated day, for every daily asset: the rest of its week.
 HISTORY_BEFORE_DAY = 6
@@ -231,7 +241,7 @@ def child(condition: str, repeats: int, template: Path | None, storage: str) -> 
                 shutil.copytree(template, home)
                 instance = _sqlite_instance(home)
             else:
-                database = f"tick_{storage.replace('-', '_')}_{repeat}"
+                database = f"tick_{condition}_{storage.replace('-', '_')}_{repeat}"
                 _admin(f"create database {database} template {POSTGRES_SEED_DB}")
                 instance = _postgres_instance(storage, database, home)
             seconds: dict[str, float] = {}
@@ -295,8 +305,9 @@ def _summarized(result: dict[str, Any], label: str) -> dict[str, Any]:
 
 
 def _run_postgres(project: Any, models: int, repeats: int) -> dict[str, Any]:
-    """The repair rule's ticks on a throwaway PostgreSQL server on 127.0.0.1, the same seeded
-    instance, with dagster-postgres's storage classes and with flower-dagster's pooled ones."""
+    """The ticks of every PostgreSQL variant on a throwaway server on 127.0.0.1, from the same
+    seeded template database: stock `eager()` on dagster-postgres as it ships, `eager()` on
+    the pooled storage, and the repair rule on it (flower-dagster as it ships)."""
     from tests.postgres_server import postgres_server
 
     with postgres_server() as server:
@@ -308,15 +319,15 @@ def _run_postgres(project: Any, models: int, repeats: int) -> dict[str, Any]:
             f"  tick {models} models on PostgreSQL: seeded {seeded['seed_events']} "
             f"materializations in {seeded['seed_seconds']:.0f}s (pooled storage)"
         )
-        storages: dict[str, Any] = {}
-        for storage in POSTGRES_STORAGES:
+        variants: dict[str, Any] = {}
+        for variant, (condition, storage) in POSTGRES_VARIANTS.items():
             result = run_child(
                 [
                     sys.executable,
                     "-m",
                     "bench.tick",
                     "--child",
-                    "rule",
+                    condition,
                     "--storage",
                     storage,
                     "--repeats",
@@ -324,10 +335,18 @@ def _run_postgres(project: Any, models: int, repeats: int) -> dict[str, Any]:
                 ],
                 env=env,
             ).json_line()
-            storages[storage] = _summarized(
-                result, f"tick {models} models on PostgreSQL, {storage} storage"
+            variants[variant] = _summarized(
+                {**result, "variant": variant},
+                f"tick {models} models on PostgreSQL, {condition} on {storage} storage",
             )
-    return {"models": models, "repeats": repeats, "seed": seeded, "storages": storages}
+    return {
+        "models": models,
+        "repeats": repeats,
+        "seed": seeded,
+        "variants": variants,
+        "ratio_after_vs_stock": _ratio(variants, "ticks", "stock"),
+        "ratio_after_vs_eager_pooled": _ratio(variants, "ticks", "eager-pooled"),
+    }
 
 
 def run(
@@ -392,18 +411,19 @@ def run(
             "repeats": repeats[models],
             "seed": seeded,
             "variants": variants,
-            "ratio_after": _ratio(variants, "ticks"),
-            "ratio_after_cpu": _ratio(variants, "cpu"),
+            "ratio_after": _ratio(variants, "ticks", "eager"),
+            "ratio_after_cpu": _ratio(variants, "cpu", "eager"),
         }
     return results
 
 
-def _ratio(variants: dict[str, Any], measure: str) -> float | None:
-    if "rule" not in variants or "eager" not in variants:
+def _ratio(variants: dict[str, Any], measure: str, base: str) -> float | None:
+    """The rule's tick after updates over the `base` variant's (None if either did not run)."""
+    if "rule" not in variants or base not in variants:
         return None
     return ratio(
         variants["rule"][measure]["after"]["median"],
-        variants["eager"][measure]["after"]["median"],
+        variants[base][measure]["after"]["median"],
     )
 
 
@@ -426,7 +446,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--postgres",
         action="store_true",
-        help="also time the repair rule on PostgreSQL (stock and pooled storage)",
+        help="also time PostgreSQL as deployed: stock eager() on dagster-postgres, eager() "
+        "and the repair rule on the pooled storage",
     )
     args = parser.parse_args(argv)
     if args.seed:
