@@ -164,8 +164,9 @@ def test_the_scheduler_daemon_queues_a_run_of_the_closed_day_for_the_clock_drive
     warehouse, tmp_path
 ):
     """Dagster's scheduler, as `dagster-daemon` runs it, against a real code server process:
-    the schedule's tick becomes a queued run of the asset job for yesterday (in Seoul) with
-    exactly the clock-driven daily models, and a tick that has run is not run twice."""
+    the schedule's tick becomes a queued run of the job Dagster makes of the schedule's asset
+    selection, for yesterday (in Seoul) with exactly the clock-driven daily models, and a tick
+    that has run is not run twice."""
     instance = make_instance(tmp_path / "home")
     target = ModuleTarget(
         module_name="flower_dagster.definitions",
@@ -183,7 +184,9 @@ def test_the_scheduler_daemon_queues_a_run_of_the_closed_day_for_the_clock_drive
         assert location.load_error is None, location.load_error
         repository = location.code_location.get_repository("__repository__")
         schedule = repository.get_schedule("daily_models_0700_kst")
-        assert schedule.job_name == "__ASSET_JOB"
+        # Dagster names the job it makes of a schedule's asset selection after the schedule.
+        job_name = "__anonymous_asset_job_daily_models_0700_kst"
+        assert schedule.job_name == job_name
         instance.start_schedule(schedule)
         for end in (tick + timedelta(minutes=1), tick + timedelta(minutes=2)):
             list(
@@ -192,7 +195,7 @@ def test_the_scheduler_daemon_queues_a_run_of_the_closed_day_for_the_clock_drive
                 )
             )
     (run,) = instance.get_runs()
-    assert run.job_name == "__ASSET_JOB"
+    assert run.job_name == job_name
     assert run.status == DagsterRunStatus.QUEUED
     assert run.asset_selection == {AssetKey("fct_orders"), AssetKey("fct_sessions")}
     assert run.tags["dagster/partition"] == (tick.date() - timedelta(days=1)).isoformat()
