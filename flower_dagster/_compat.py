@@ -2,15 +2,11 @@
 
 Every import of a private Dagster module (`dagster._...`) goes through here, so that an upgrade
 of Dagster has one file to check. Each entry says why no public way exists. Tag names Dagster
-writes on runs and events are plain strings of ours instead (`flower_dagster.dagster_tags`).
+writes on runs and events are plain strings of ours instead (`flower_dagster.dagster_tags`), and
+the asset graph is typed by what we read of it (`flower_dagster.asset_graph`).
 """
 
 from __future__ import annotations
-
-# --- asset graph ---
-# The type of the graph `Definitions.resolve_asset_graph()` and automation contexts hand out;
-# Dagster exports no name for it. Used in annotations only.
-from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
 
 # --- daemon state (ticks and backfills) ---
 # The instance returns these from its public methods (`get_backfills`, `get_ticks`,
@@ -19,7 +15,6 @@ from dagster._core.execution.backfill import BulkActionStatus
 from dagster._core.scheduler.instigation import InstigatorTick, InstigatorType, TickStatus
 
 __all__ = [
-    "BaseAssetGraph",
     "BulkActionStatus",
     "InstigatorTick",
     "InstigatorType",

@@ -2,7 +2,7 @@
 
 Dagster keeps them in private modules; they are stored with every run and event in the
 instance, so they are part of its data rather than of its code, and they are ours to name
-here. tests/test_dagster_tags.py checks each against Dagster's own on every upgrade.
+here. tests/test_dagster_surface.py checks each against Dagster's own on every upgrade.
 """
 
 from __future__ import annotations

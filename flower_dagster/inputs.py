@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from dagster import AssetKey, AssetPartitionStatus, DagsterInstance
 
-from flower_dagster._compat import BaseAssetGraph
+from flower_dagster.asset_graph import AssetGraph
 
 INPUTS_CHECK_NAME = "inputs_complete"
 
@@ -39,7 +39,7 @@ class InputProblem:
 
 def input_problems(
     instance: DagsterInstance,
-    asset_graph: BaseAssetGraph,
+    asset_graph: AssetGraph,
     asset_key: AssetKey,
     partition_keys: Sequence[str | None],
     built_alongside: Iterable[AssetKey] = (),

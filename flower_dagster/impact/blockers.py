@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from dagster import AssetKey, DagsterInstance
 
-from flower_dagster._compat import BaseAssetGraph
+from flower_dagster.asset_graph import AssetGraph
 from flower_dagster.impact.model import BLOCKED, Blocker, ImpactedPartition
 from flower_dagster.impact.status import PartitionHealth, read_health
 from flower_dagster.inputs import Problem
@@ -14,7 +14,7 @@ from flower_dagster.inputs import Problem
 
 def find_blockers(
     instance: DagsterInstance,
-    asset_graph: BaseAssetGraph,
+    asset_graph: AssetGraph,
     asset_key: AssetKey,
     partition_keys: Sequence[str],
     impacted: Sequence[tuple[AssetKey, Sequence[str]]],
@@ -25,7 +25,7 @@ def find_blockers(
 
 
 def blockers_from_health(
-    asset_graph: BaseAssetGraph,
+    asset_graph: AssetGraph,
     asset_key: AssetKey,
     partition_keys: Sequence[str],
     impacted: Sequence[tuple[AssetKey, Sequence[str]]],

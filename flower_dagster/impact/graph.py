@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from dagster import AssetKey, TimeWindowPartitionsDefinition, partition_loading_context
 
-from flower_dagster._compat import BaseAssetGraph
+from flower_dagster.asset_graph import AssetGraph
 from flower_dagster.dbt.translator import GRAIN_TAG, UNPARTITIONED
 
 # How far ahead to look for downstream partitions whose window has not ended yet: further than
@@ -16,7 +16,7 @@ _LOOKAHEAD = timedelta(days=400)
 
 
 def impacted_partitions(
-    asset_graph: BaseAssetGraph,
+    asset_graph: AssetGraph,
     asset_key: AssetKey,
     partition_keys: Sequence[str],
     current_time: datetime | None = None,
@@ -34,7 +34,7 @@ def impacted_partitions(
 
 
 def not_rerun_descendants(
-    asset_graph: BaseAssetGraph, asset_key: AssetKey, partition_keys: Sequence[str]
+    asset_graph: AssetGraph, asset_key: AssetKey, partition_keys: Sequence[str]
 ) -> list[tuple[AssetKey, str]]:
     """Children of the repaired or re-run assets that the repair rule does not re-run, with why."""
     _, skipped = _walk(asset_graph, asset_key, partition_keys, include_empty=True)
@@ -42,7 +42,7 @@ def not_rerun_descendants(
 
 
 def not_yet_partitions(
-    asset_graph: BaseAssetGraph,
+    asset_graph: AssetGraph,
     asset_key: AssetKey,
     partition_keys: Sequence[str],
     current_time: datetime | None = None,
@@ -59,7 +59,7 @@ def not_yet_partitions(
 
 
 def _walk(
-    asset_graph: BaseAssetGraph,
+    asset_graph: AssetGraph,
     root: AssetKey,
     partition_keys: Sequence[str],
     include_empty: bool = False,
@@ -105,7 +105,7 @@ def _walk(
     return reached, sorted(skipped.items())
 
 
-def _grain_length(asset_graph: BaseAssetGraph, key: AssetKey) -> float:
+def _grain_length(asset_graph: AssetGraph, key: AssetKey) -> float:
     """Seconds in one partition of the asset (finer first when sorting a level); 0 if unknown."""
     partitions_def = asset_graph.get(key).partitions_def
     if isinstance(partitions_def, TimeWindowPartitionsDefinition):
@@ -115,7 +115,7 @@ def _grain_length(asset_graph: BaseAssetGraph, key: AssetKey) -> float:
     return 0.0
 
 
-def grain_of(asset_graph: BaseAssetGraph, key: AssetKey) -> str:
+def grain_of(asset_graph: AssetGraph, key: AssetKey) -> str:
     """The asset's grain as flower tags it; else its partitions' kind (`unpartitioned`, ...)."""
     node = asset_graph.get(key)
     tagged = node.tags.get(GRAIN_TAG)

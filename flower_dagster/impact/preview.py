@@ -7,7 +7,7 @@ from datetime import datetime
 
 from dagster import AssetKey, DagsterInstance, partition_loading_context
 
-from flower_dagster._compat import BaseAssetGraph
+from flower_dagster.asset_graph import AssetGraph
 from flower_dagster.impact.blockers import find_blockers
 from flower_dagster.impact.graph import (
     grain_of,
@@ -22,7 +22,7 @@ from flower_dagster.impact.status import instance_from_environment
 
 
 def preview(
-    asset_graph: BaseAssetGraph,
+    asset_graph: AssetGraph,
     model: str,
     partition_keys: Sequence[str],
     instance: DagsterInstance | None,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from dagster import AssetKey, PartitionsDefinition, TimeWindowPartitionsDefinition
 
-from flower_dagster._compat import BaseAssetGraph
+from flower_dagster.asset_graph import AssetGraph
 from flower_dagster.dbt.translator import GRAIN_TAG
 from flower_dagster.errors import ModelSelectionError
 from flower_dagster.partitions import place_key
@@ -20,7 +20,7 @@ _GRAIN_WORDS = {
 _WEEKDAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
 
 
-def resolve_model(asset_graph: BaseAssetGraph, name: str) -> AssetKey:
+def resolve_model(asset_graph: AssetGraph, name: str) -> AssetKey:
     """The asset key of a model named on the command line, or one message with close matches."""
     names = {
         key.to_user_string(): key
@@ -38,7 +38,7 @@ def resolve_model(asset_graph: BaseAssetGraph, name: str) -> AssetKey:
 
 
 def check_partitions(
-    asset_graph: BaseAssetGraph, asset_key: AssetKey, partition_keys: Sequence[str]
+    asset_graph: AssetGraph, asset_key: AssetKey, partition_keys: Sequence[str]
 ) -> list[str]:
     """The partition keys, deduplicated; one message naming every bad key and the valid ones."""
     node = asset_graph.get(asset_key)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from dagster import AssetKey, AssetPartitionStatus, DagsterInstance
 
-from flower_dagster._compat import BaseAssetGraph
+from flower_dagster.asset_graph import AssetGraph
 from flower_dagster.inputs import InputProblem, input_problems
 
 
@@ -25,7 +25,7 @@ class PartitionHealth:
 
 def read_health(
     instance: DagsterInstance,
-    asset_graph: BaseAssetGraph,
+    asset_graph: AssetGraph,
     impacted: Sequence[tuple[AssetKey, Sequence[str]]],
 ) -> dict[AssetKey, PartitionHealth]:
     """The health of every impacted asset's impacted partitions."""
