@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 from dagster import AssetKey, AssetRecordsFilter
-from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from dagster_dbt import DbtCliResource
 from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
 
+from flower_dagster.dagster_tags import DATA_VERSION_TAG
 from flower_dagster.dbt.launch import ENV_VAR, EXEC, FORK, start_choice
 from flower_dagster.errors import SettingsError
 from tests.conftest import Warehouse
