@@ -222,6 +222,22 @@ def test_a_schedule_skips_until_its_first_partition_has_closed(warehouse):
     )
 
 
+def test_a_schedule_evaluated_by_hand_without_a_tick_time_runs_the_day_closed_now(warehouse):
+    defs = dbt_definitions(load_settings(_env(warehouse)))
+    schedule = defs.get_schedule_def("daily_models_0700_kst")
+    with DagsterInstance.ephemeral() as instance:
+        before = datetime.now(SEOUL).date()
+        result = schedule.evaluate_tick(
+            build_schedule_context(instance=instance, repository_def=defs.get_repository_def())
+        )
+        after = datetime.now(SEOUL).date()
+    (request,) = result.run_requests or []
+    # Yesterday in Seoul (either side of a midnight the test may straddle).
+    assert request.partition_key in {
+        (day - timedelta(days=1)).isoformat() for day in (before, after)
+    }
+
+
 def test_a_description_names_five_models_and_counts_the_rest():
     names = [f"m{i}" for i in range(7)]
     assert describe(Grain.DAILY, 7, "Asia/Seoul", names[:2]) == (
