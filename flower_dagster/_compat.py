@@ -1,19 +1,28 @@
-"""Every import of Dagster's private modules that flower-dagster makes, in one place.
+"""The names flower-dagster needs that Dagster, dagster-dbt and dagster-postgres do not export.
 
-When Dagster or dagster-dbt is upgraded, this file is where a moved or renamed name shows up
-first; each import says why no public name does the job. Imports are grouped by the code that
-needs them, not sorted.
+Every import of a private or internal module of theirs goes through here, so an upgrade has one
+file to check (`make test-latest` runs the suite on the newest releases). Each entry says why no
+public way exists. Tag names Dagster writes on runs and events are plain strings of ours
+(`flower_dagster.dagster_tags`, checked against Dagster's by tests/test_dagster_surface.py), and
+the asset graph is typed by what we read of it (`flower_dagster.asset_graph`).
 """
 
-# ruff: noqa: I001
+# ruff: noqa: I001  (grouped by the code that needs them, not sorted)
 
-# --- storage (dagster-postgres subclasses) ---
+from __future__ import annotations
 
-# The config schema type a ConfigurableClass returns from `config_type`; not exported publicly.
+# --- daemon state (ticks and backfills; demo/story.py) ---
+# The instance returns these from its public methods (`get_backfills`, `get_ticks`,
+# `all_instigator_state`) and takes the enums as filters, but Dagster exports none of them.
+from dagster._core.execution.backfill import BulkActionStatus
+from dagster._core.scheduler.instigation import InstigatorTick, InstigatorType, TickStatus
+
+# --- storage (the pooled dagster-postgres subclasses; storage.py, slot_claims.py) ---
+# The config schema type a ConfigurableClass returns from `config_type`; not exported.
 from dagster._config.config_schema import UserConfigSchema
 
-# dagster-postgres's own connection fields (postgres_db / postgres_url), so the pooled
-# storages accept exactly its configuration; dagster-postgres exposes no public schema.
+# dagster-postgres's own connection fields (postgres_db / postgres_url), so the pooled storages
+# accept exactly its configuration; dagster-postgres exposes no public schema.
 from dagster._core.storage.config import pg_config
 
 # The instance data a storage class receives from dagster.yaml; ConfigurableClass's API.
@@ -22,16 +31,37 @@ from dagster._serdes import ConfigurableClassData
 # The return type of `claim_concurrency_slot`, which the slot-claim fix overrides.
 from dagster._utils.concurrency import ConcurrencyClaimStatus
 
-# --- dbt step (flower_dagster/dbt/run.py) ---
+# How dagster-postgres builds its engine and URL from that configuration (token auth
+# included): the pooled storages build theirs the same way. Not in dagster_postgres's __all__.
+from dagster_postgres.utils import (
+    create_pg_engine,
+    get_token_provider_from_config,
+    pg_url_from_config,
+)
 
-# The tag Dagster puts on a backfill's runs ("dagster/backfill"), copied onto the per-partition
-# materializations; Dagster exports no public constant for it.
-from dagster._core.storage.tags import BACKFILL_ID_TAG
+# --- dbt assets (dbt/assets.py, dbt/run.py) ---
+# The metadata keys dagster-dbt puts on each spec of `@dbt_assets`: the dbt unique id of an
+# asset, and the selection a multi-asset runs. Our per-grain multi-assets are built from those
+# specs and must carry the same keys for dagster-dbt's own `cli()` to select their nodes.
+from dagster_dbt.asset_utils import (
+    DAGSTER_DBT_EXCLUDE_METADATA_KEY,
+    DAGSTER_DBT_SELECT_METADATA_KEY,
+    DAGSTER_DBT_UNIQUE_ID_METADATA_KEY,
+)
 
 __all__ = [
-    "BACKFILL_ID_TAG",
+    "DAGSTER_DBT_EXCLUDE_METADATA_KEY",
+    "DAGSTER_DBT_SELECT_METADATA_KEY",
+    "DAGSTER_DBT_UNIQUE_ID_METADATA_KEY",
+    "BulkActionStatus",
     "ConcurrencyClaimStatus",
     "ConfigurableClassData",
+    "InstigatorTick",
+    "InstigatorType",
+    "TickStatus",
     "UserConfigSchema",
+    "create_pg_engine",
+    "get_token_provider_from_config",
     "pg_config",
+    "pg_url_from_config",
 ]

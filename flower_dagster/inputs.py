@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from dagster import AssetKey, DagsterInstance
-from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
-from dagster._core.storage.partition_status_cache import AssetPartitionStatus
+from dagster import AssetKey, AssetPartitionStatus, DagsterInstance
+
+from flower_dagster.asset_graph import AssetGraph
 
 INPUTS_CHECK_NAME = "inputs_complete"
 
@@ -39,7 +39,7 @@ class InputProblem:
 
 def input_problems(
     instance: DagsterInstance,
-    asset_graph: BaseAssetGraph,
+    asset_graph: AssetGraph,
     asset_key: AssetKey,
     partition_keys: Sequence[str | None],
     built_alongside: Iterable[AssetKey] = (),

@@ -9,11 +9,10 @@ clock-driven: the repair rule runs them once their window is complete.
 A model may take another hour with `meta.flower.schedule_hour`; each hour in use gets its own
 schedule, named for what it runs and when: `daily_models_0700_kst`.
 
-A schedule asks Dagster's own asset job (`__ASSET_JOB`, the one the UI's Materialize button,
-backfills and the repair rule launch) for its models and the partition, rather than owning a job
-of its own: Dagster would build a subset job of the grain's multi-asset for each schedule on every
-load of the code location (about 0.6 s of `dagster definitions validate` at 3,000 models), when a
-run needs the subset only once, as it starts. The UI lists such runs as jobless materializations.
+A schedule targets its models as an asset selection, Dagster's public way to schedule assets:
+Dagster makes each schedule a job of those models (`__anonymous_asset_job_<schedule name>`, a
+subset of the grain's multi-asset), built at every load of the code location. Naming Dagster's
+own asset job instead would spare that build, but that job is a hidden name of Dagster's.
 """
 
 from __future__ import annotations
@@ -24,16 +23,15 @@ from datetime import datetime
 
 from dagster import (
     AssetKey,
+    AssetSelection,
     DefaultScheduleStatus,
     RunRequest,
     ScheduleDefinition,
     ScheduleEvaluationContext,
     SkipReason,
     TimeWindowPartitionsDefinition,
+    partition_loading_context,
 )
-from dagster._check import CheckError
-from dagster._core.definitions.assets.job.asset_job import IMPLICIT_ASSET_JOB_NAME
-from dagster._core.definitions.partitions.context import partition_loading_context
 
 from flower_dagster.dbt.models import NodeGrain
 from flower_dagster.partitions import Grain, partitions_for
@@ -77,6 +75,18 @@ def partition_closed_at(
         return partitions.get_last_partition_key()
 
 
+def _tick_time(context: ScheduleEvaluationContext) -> datetime | None:
+    """The tick's time; None when the schedule is evaluated by hand without one (then: now).
+
+    Dagster raises its private `CheckError` for a context without a tick time, and offers no
+    public way to ask first; reading the property is the only thing in the `try`.
+    """
+    try:
+        return context.scheduled_execution_time
+    except Exception:
+        return None
+
+
 def describe(grain: Grain, hour: int | None, timezone: str, names: list[str]) -> str:
     """`Runs fct_orders, fct_sessions for the day that has just closed, at 07:00 Asia/Seoul.`
     Past five models the rest is counted, not listed: the description is shown on one line."""
@@ -109,10 +119,7 @@ def build_schedules(
             partitions: TimeWindowPartitionsDefinition = partitions,
             keys: list[AssetKey] = keys,
         ) -> RunRequest | SkipReason:
-            try:
-                tick: datetime | None = context.scheduled_execution_time
-            except CheckError:  # evaluated by hand, with no tick time: now
-                tick = None
+            tick = _tick_time(context)
             partition_key = partition_closed_at(partitions, tick)
             if partition_key is None:
                 return SkipReason(
@@ -128,7 +135,7 @@ def build_schedules(
                 name=schedule_name(grain, hour, settings.timezone),
                 cron_schedule="0 * * * *" if hour is None else f"0 {hour} * * *",
                 execution_timezone=settings.timezone,
-                job_name=IMPLICIT_ASSET_JOB_NAME,
+                target=AssetSelection.assets(*keys),
                 execution_fn=run_closed_partition,
                 default_status=status,
                 description=describe(

@@ -31,16 +31,20 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy
 from dagster import Field, IntSource
-from dagster_postgres.event_log import PostgresEventLogStorage
-from dagster_postgres.run_storage import PostgresRunStorage
-from dagster_postgres.schedule_storage import PostgresScheduleStorage
-from dagster_postgres.utils import (
-    create_pg_engine,
-    get_token_provider_from_config,
-    pg_url_from_config,
+from dagster_postgres import (
+    PostgresEventLogStorage,
+    PostgresRunStorage,
+    PostgresScheduleStorage,
 )
 
-from flower_dagster._compat import ConfigurableClassData, UserConfigSchema, pg_config
+from flower_dagster._compat import (
+    ConfigurableClassData,
+    UserConfigSchema,
+    create_pg_engine,
+    get_token_provider_from_config,
+    pg_config,
+    pg_url_from_config,
+)
 from flower_dagster.settings import REPO_ROOT
 from flower_dagster.slot_claims import PoolSlotsOneAtATime
 

@@ -20,11 +20,11 @@ from dagster._core.definitions.automation_tick_evaluation_context import (
     build_run_requests_with_backfill_policies,
 )
 from dagster._core.definitions.events import AssetKeyPartitionKey
-from dagster._core.storage.tags import (
+
+from flower_dagster.dagster_tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
-
 from tests.conftest import make_instance
 
 Requested = dict[str, set[str]]

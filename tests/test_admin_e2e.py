@@ -12,12 +12,11 @@ from collections.abc import Iterator
 from datetime import date
 
 import pytest
-from dagster import AssetKey, DagsterRunStatus
+from dagster import AssetKey, DagsterRunStatus, RunsFilter
 from dagster._core.execution.backfill import BulkActionStatus
-from dagster._core.storage.dagster_run import RunsFilter
-from dagster._core.storage.tags import BACKFILL_ID_TAG
 
 from flower_dagster.admin.dagster_client import LAUNCHED_BY_TAG, REASON_TAG
+from flower_dagster.dagster_tags import BACKFILL_ID_TAG
 from flower_dagster.partitions import Grain, partitions_for
 from tests.admin_support import MAX_PARTITIONS, AdminStack, start_admin_stack
 from tests.conftest import Warehouse

@@ -38,10 +38,6 @@ from dagster import (
     EnvVar,
     build_sensor_context,
 )
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from flower_dagster.alerts.classify import Cause, classify, headline
 from flower_dagster.alerts.delivery import FlowerSlackResource
@@ -49,6 +45,10 @@ from flower_dagster.alerts.facts import run_facts
 from flower_dagster.alerts.report import incidents, render_report
 from flower_dagster.alerts.sensors import Cursor, alert_sensor
 from flower_dagster.cli import main
+from flower_dagster.dagster_tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 from flower_dagster.dbt.project import FlowerDbtProject
 from flower_dagster.defs.alerts import alert_config, alert_definitions
 from flower_dagster.defs.dbt import dbt_definitions

@@ -15,13 +15,13 @@ from dagster import (
 from dagster._core.definitions.automation_tick_evaluation_context import (
     build_run_requests_with_backfill_policies,
 )
-from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from dagster._core.definitions.events import AssetKeyPartitionKey
-from dagster._core.storage.tags import (
+
+from flower_dagster.dagster_tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
+    DATA_VERSION_TAG,
 )
-
 from flower_dagster.dbt.project import FlowerDbtProject
 from flower_dagster.demo.data import corrupt_day, repair_day
 from tests.conftest import Warehouse

@@ -10,11 +10,11 @@ from datetime import date, datetime, timedelta
 
 import pytest
 from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, TimeWindowPartitionMapping
-from dagster._core.storage.tags import (
+
+from flower_dagster.dagster_tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
-
 from flower_dagster.partitions import Grain, partitions_for
 from tests.conftest import Warehouse
 

@@ -19,13 +19,13 @@ import pytest
 from dagster import (
     AssetKey,
     AssetMaterialization,
+    AssetPartitionStatus,
     DagsterInstance,
     Definitions,
     asset,
     evaluate_automation_conditions,
     materialize,
 )
-from dagster._core.storage.partition_status_cache import AssetPartitionStatus
 
 from flower_dagster.automation import repair_condition
 from flower_dagster.cli import main

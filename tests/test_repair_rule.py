@@ -14,11 +14,11 @@ import pytest
 from dagster import AssetKey, AssetSelection, DagsterEventType
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 from dagster._core.loader import LoadingContextForTest
-from dagster._core.storage.tags import (
+
+from flower_dagster.dagster_tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
-
 from flower_dagster.demo.data import change_day, corrupt_day, repair_day
 from tests.automation_support import Automation, days, fresh_automation
 from tests.conftest import Warehouse, private_warehouse

@@ -167,8 +167,9 @@ def test_the_scheduler_daemon_queues_a_run_of_the_closed_day_for_the_clock_drive
     warehouse, tmp_path
 ):
     """Dagster's scheduler, as `dagster-daemon` runs it, against a real code server process:
-    the schedule's tick becomes a queued run of the asset job for yesterday (in Seoul) with
-    exactly the clock-driven daily models, and a tick that has run is not run twice."""
+    the schedule's tick becomes a queued run of the job Dagster makes of the schedule's asset
+    selection, for yesterday (in Seoul) with exactly the clock-driven daily models, and a tick
+    that has run is not run twice."""
     instance = make_instance(tmp_path / "home")
     target = ModuleTarget(
         module_name="flower_dagster.definitions",
@@ -186,7 +187,9 @@ def test_the_scheduler_daemon_queues_a_run_of_the_closed_day_for_the_clock_drive
         assert location.load_error is None, location.load_error
         repository = location.code_location.get_repository("__repository__")
         schedule = repository.get_schedule("daily_models_0700_kst")
-        assert schedule.job_name == "__ASSET_JOB"
+        # Dagster names the job it makes of a schedule's asset selection after the schedule.
+        job_name = "__anonymous_asset_job_daily_models_0700_kst"
+        assert schedule.job_name == job_name
         instance.start_schedule(schedule)
         for end in (tick + timedelta(minutes=1), tick + timedelta(minutes=2)):
             list(
@@ -195,7 +198,7 @@ def test_the_scheduler_daemon_queues_a_run_of_the_closed_day_for_the_clock_drive
                 )
             )
     (run,) = instance.get_runs()
-    assert run.job_name == "__ASSET_JOB"
+    assert run.job_name == job_name
     assert run.status == DagsterRunStatus.QUEUED
     assert run.asset_selection == {AssetKey("fct_orders"), AssetKey("fct_sessions")}
     assert run.tags["dagster/partition"] == (tick.date() - timedelta(days=1)).isoformat()
@@ -220,6 +223,22 @@ def test_a_schedule_skips_until_its_first_partition_has_closed(warehouse):
         "No partition has closed yet: partitions start on 2024-01-01 "
         "(partitions.start in flower.yaml)."
     )
+
+
+def test_a_schedule_evaluated_by_hand_without_a_tick_time_runs_the_day_closed_now(warehouse):
+    defs = dbt_definitions(load_settings(_env(warehouse)))
+    schedule = defs.get_schedule_def("daily_models_0700_kst")
+    with DagsterInstance.ephemeral() as instance:
+        before = datetime.now(SEOUL).date()
+        result = schedule.evaluate_tick(
+            build_schedule_context(instance=instance, repository_def=defs.get_repository_def())
+        )
+        after = datetime.now(SEOUL).date()
+    (request,) = result.run_requests or []
+    # Yesterday in Seoul (either side of a midnight the test may straddle).
+    assert request.partition_key in {
+        (day - timedelta(days=1)).isoformat() for day in (before, after)
+    }
 
 
 def test_a_description_names_five_models_and_counts_the_rest():

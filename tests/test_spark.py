@@ -21,11 +21,11 @@ from pathlib import Path
 import duckdb
 import pytest
 from dagster import AssetKey, AssetSelection, Definitions, materialize
-from dagster._core.storage.tags import (
+
+from flower_dagster.dagster_tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
-
 from flower_dagster.dbt.project import FlowerDbtProject
 from flower_dagster.defs.dbt import dbt_definitions
 from flower_dagster.demo.data import change_day

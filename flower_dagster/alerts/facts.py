@@ -12,10 +12,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
-from dagster._utils.error import SerializableErrorInfo
 
 from flower_dagster.alerts.classify import DbtResult, FailedCheck, RunFacts
 from flower_dagster.dbt.run import dbt_log_errors
@@ -128,7 +127,19 @@ def run_facts(
     )
 
 
-def _error_chain(error: SerializableErrorInfo | None) -> str:
+class _ErrorInfo(Protocol):
+    """What the error chain reads of the errors Dagster stores with failure events (its
+    `SerializableErrorInfo`, which Dagster does not export)."""
+
+    @property
+    def message(self) -> str: ...
+    @property
+    def cause(self) -> _ErrorInfo | None: ...
+    @property
+    def context(self) -> _ErrorInfo | None: ...
+
+
+def _error_chain(error: _ErrorInfo | None) -> str:
     """`Class: message` of the error and each cause, innermost last (no stack)."""
     parts = []
     while error is not None:

@@ -30,12 +30,12 @@ from dagster import (
     multi_asset,
 )
 from dagster_dbt import DbtCliResource, dbt_assets
-from dagster_dbt.asset_utils import (
+
+from flower_dagster._compat import (
     DAGSTER_DBT_EXCLUDE_METADATA_KEY,
     DAGSTER_DBT_SELECT_METADATA_KEY,
     DAGSTER_DBT_UNIQUE_ID_METADATA_KEY,
 )
-
 from flower_dagster.automation import repair_condition
 from flower_dagster.dbt.models import NodeGrain, grain_selector
 from flower_dagster.dbt.project import FlowerDbtProject, dbt_executable

@@ -32,9 +32,9 @@ from dagster import (
     Output,
 )
 from dagster_dbt import DbtCliInvocation, DbtCliResource
-from dagster_dbt.asset_utils import DAGSTER_DBT_UNIQUE_ID_METADATA_KEY
 
-from flower_dagster._compat import BACKFILL_ID_TAG
+from flower_dagster._compat import DAGSTER_DBT_UNIQUE_ID_METADATA_KEY
+from flower_dagster.dagster_tags import BACKFILL_ID_TAG
 from flower_dagster.dbt.profile import resolve_target
 from flower_dagster.dbt.versions import (
     PartitionReport,

@@ -19,18 +19,19 @@ from datetime import datetime
 from typing import Any
 
 from dagster import AssetKey, AssetMaterialization, DagsterInstance, DataVersion
-from dagster._core.definitions.data_version import (
+
+from flower_dagster.dagster_tags import (
     CODE_VERSION_TAG,
     DATA_VERSION_IS_USER_PROVIDED_TAG,
     DATA_VERSION_TAG,
-    DEFAULT_DATA_VERSION,
     NULL_EVENT_POINTER,
-    extract_data_version_from_entry,
-    get_input_data_version_tag,
-    get_input_event_pointer_tag,
+    input_data_version_tag,
+    input_event_pointer_tag,
 )
 
 REPORT_PREFIX = "flower-partitions "
+# The version Dagster gives a parent that has never been materialized.
+DEFAULT_DATA_VERSION = DataVersion("INITIAL")
 EMPTY_PARTITION = (0, "0")
 
 
@@ -106,7 +107,8 @@ def input_provenance(
         if event is None:
             provenance[key] = (DEFAULT_DATA_VERSION, None)
             continue
-        version = extract_data_version_from_entry(event.event_log_entry) or DEFAULT_DATA_VERSION
+        value = (event.event_log_entry.tags or {}).get(DATA_VERSION_TAG)
+        version = DEFAULT_DATA_VERSION if value is None else DataVersion(value)
         provenance[key] = (version, event.storage_id)
     return provenance
 
@@ -119,9 +121,9 @@ def provenance_tags(
     """The tags Dagster reads to tell whether a materialization is stale (as Dagster writes)."""
     tags = {CODE_VERSION_TAG: code_version}
     for key, (version, storage_id) in provenance.items():
-        tags[get_input_data_version_tag(key)] = version.value
+        tags[input_data_version_tag(key)] = version.value
         pointer = str(storage_id) if storage_id else NULL_EVENT_POINTER
-        tags[get_input_event_pointer_tag(key)] = pointer
+        tags[input_event_pointer_tag(key)] = pointer
     tags[DATA_VERSION_TAG] = data_version
     tags[DATA_VERSION_IS_USER_PROVIDED_TAG] = "true"
     return tags

@@ -40,20 +40,25 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
-from dagster import AssetKey, AssetSelection, DagsterInstance, DagsterRunStatus, materialize
-from dagster._core.definitions.partitions.partition_key_range import PartitionKeyRange
-from dagster._core.execution.backfill import BulkActionStatus
-from dagster._core.scheduler.instigation import InstigatorTick, InstigatorType, TickStatus
-from dagster._core.storage.dagster_run import RunRecord
-from dagster._core.storage.tags import (
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    DagsterInstance,
+    DagsterRunStatus,
+    PartitionKeyRange,
+    RunRecord,
+    materialize,
+)
+
+from flower_dagster._compat import BulkActionStatus, InstigatorTick, InstigatorType, TickStatus
+from flower_dagster.automation import SENSOR_NAME
+from flower_dagster.dagster_tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
     BACKFILL_ID_TAG,
     PARTITION_NAME_TAG,
     SENSOR_NAME_TAG,
 )
-
-from flower_dagster.automation import SENSOR_NAME
 from flower_dagster.dbt.project import FlowerDbtProject
 from flower_dagster.defs.dbt import dbt_definitions
 from flower_dagster.demo.data import corrupt_day, load_demo_data, repair_day
