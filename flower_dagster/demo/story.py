@@ -235,6 +235,8 @@ def prepare_demo(
     workspace.write_text(yaml.safe_dump({"load_from": [{"python_module": location}]}))
 
     flower_env = {
+        # The code server works in `root`: name the demo's settings file, not the cwd's.
+        "FLOWER_SETTINGS_FILE": str(REPO_ROOT / "flower.yaml"),
         "FLOWER_DBT_PROJECT_DIR": str(project_dir),
         "FLOWER_DUCKDB_PATH": str(duckdb_path),
         "FLOWER_AUTOMATION_INTERVAL_SECONDS": str(interval_seconds),
