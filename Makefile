@@ -8,7 +8,7 @@ PORT ?= 3000
 DEV_DAGSTER_HOME ?= $(CURDIR)/dagster_home
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # Two workers, one test file each at a time: every worker builds its own demo warehouse.
-PYTEST_ARGS ?= -n 2 --dist loadfile
+PYTEST_ARGS ?= -n 2 --dist loadfile --durations=15
 
 .PHONY: help setup prepare demo-data dev demo test test-fast lint format lock test-latest clean test-spark \
 	lint-models pr-body ci-base-manifest ci-build-modified admin docs-screenshots bench

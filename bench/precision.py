@@ -146,8 +146,8 @@ def run_trials(trials: int, models: int, work: Path) -> dict[str, Any]:
     from dagster import AssetMaterialization, DagsterInstance
     from dagster import evaluate_automation_conditions as evaluate
 
-    from flower_dagster.dbt.translator import GRAIN_TAG, UNPARTITIONED
     from flower_dagster.defs import build_definitions
+    from flower_dagster.partitions import GRAIN_TAG, UNPARTITIONED
 
     specs = plan_project(models, project.seed)
     defs = build_definitions()

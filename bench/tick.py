@@ -99,8 +99,8 @@ def _flower_graph(condition: str) -> tuple[Any, Any, dict[str, Any]]:
     from dagster import AutomationCondition
 
     import flower_dagster.dbt.assets as flower_assets
-    from flower_dagster.dbt.translator import GRAIN_TAG, UNPARTITIONED
     from flower_dagster.defs import build_definitions
+    from flower_dagster.partitions import GRAIN_TAG, UNPARTITIONED
 
     if condition == "eager":
         # The same translator and graph, the stock condition on the roll-ups instead.

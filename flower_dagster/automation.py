@@ -32,8 +32,7 @@ from dagster import (
     DefaultSensorStatus,
 )
 
-from flower_dagster.dbt.translator import GRAIN_TAG
-from flower_dagster.partitions import GRAINS
+from flower_dagster.partitions import GRAIN_TAG, GRAINS
 
 SENSOR_NAME = "flower_repair_rule"
 

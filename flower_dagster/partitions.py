@@ -22,6 +22,11 @@ from dagster import (
     WeeklyPartitionsDefinition,
 )
 
+# Every asset carries its grain in this tag (`tag:flower/grain=daily` in a selection); models
+# without one are tagged UNPARTITIONED.
+GRAIN_TAG = "flower/grain"
+UNPARTITIONED = "unpartitioned"
+
 # Environment variables through which a run hands its window to dbt (read by the macros in
 # dbt_project/macros/flower/window.sql only while executing, so dbt's partial parse survives).
 WINDOW_START_ENV = "FLOWER_WINDOW_START"

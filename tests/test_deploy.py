@@ -138,3 +138,26 @@ def test_the_image_names_its_settings_file_for_every_process():
     assert f"FLOWER_SETTINGS_FILE={workdir}/flower.yaml" in env.split()
     copied = " ".join(rest for keyword, rest in instructions if keyword == "COPY")
     assert "flower.yaml" in copied.split()
+
+
+def test_the_environment_is_the_lock_files_with_dbt_core_1_12_and_no_experimental_parser():
+    """`make` installs uv.lock exactly: dbt-core 1.12 without the parser whose build downloads
+    a binary from outside the package index (overridden away in pyproject.toml)."""
+    from importlib import metadata
+
+    lock = tomllib.loads((REPO_ROOT / "uv.lock").read_text())
+    locked = {package["name"]: package["version"] for package in lock["package"]}
+    assert locked["dbt-core"].startswith("1.12.")
+    # Resolved (uv locks every platform), but only for a platform that does not exist.
+    assert {"name": "dbt-core-experimental-parser", "marker": "sys_platform == 'never'"} in (
+        lock["manifest"]["overrides"]
+    )
+    for name in ("dbt-core", "dagster", "dagster-dbt", "dbt-duckdb"):
+        assert metadata.version(name) == locked[name], name
+    try:
+        metadata.version("dbt-core-experimental-parser")
+    except metadata.PackageNotFoundError:
+        pass
+    else:
+        raise AssertionError("dbt-core-experimental-parser is installed")
+    assert not (REPO_ROOT / "constraints.txt").exists()

@@ -29,7 +29,6 @@ from dagster import (
 
 from flower_dagster.automation import repair_condition
 from flower_dagster.cli import main
-from flower_dagster.dbt.translator import GRAIN_TAG
 from flower_dagster.errors import ModelSelectionError
 from flower_dagster.impact import (
     Blocker,
@@ -41,7 +40,7 @@ from flower_dagster.impact import (
     render_json,
     render_text,
 )
-from flower_dagster.partitions import Grain, partitions_for
+from flower_dagster.partitions import GRAIN_TAG, Grain, partitions_for
 from tests.automation_support import Automation
 from tests.conftest import Warehouse, make_instance
 

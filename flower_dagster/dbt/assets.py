@@ -40,9 +40,9 @@ from flower_dagster.automation import repair_condition
 from flower_dagster.dbt.models import NodeGrain, grain_selector
 from flower_dagster.dbt.project import FlowerDbtProject, dbt_executable
 from flower_dagster.dbt.run import run_dbt_build
-from flower_dagster.dbt.translator import UNPARTITIONED, FlowerTranslator
+from flower_dagster.dbt.translator import FlowerTranslator
 from flower_dagster.inputs import INPUTS_CHECK_NAME
-from flower_dagster.partitions import GRAINS, Grain, partitions_for
+from flower_dagster.partitions import GRAINS, UNPARTITIONED, Grain, partitions_for
 from flower_dagster.settings import Settings
 
 

@@ -9,9 +9,7 @@ from dagster import AssetKey, AutomationCondition
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
 from flower_dagster.dbt.models import NodeGrain, flower_meta
-
-GRAIN_TAG = "flower/grain"
-UNPARTITIONED = "unpartitioned"
+from flower_dagster.partitions import GRAIN_TAG, UNPARTITIONED
 
 
 class FlowerTranslator(DagsterDbtTranslator):

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from dagster import AssetKey, TimeWindowPartitionsDefinition, partition_loading_context
 
 from flower_dagster.asset_graph import AssetGraph
-from flower_dagster.dbt.translator import GRAIN_TAG, UNPARTITIONED
+from flower_dagster.partitions import GRAIN_TAG, UNPARTITIONED
 
 # How far ahead to look for downstream partitions whose window has not ended yet: further than
 # the coarsest grain (a month), and a week overlapping two months.

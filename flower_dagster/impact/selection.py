@@ -8,9 +8,8 @@ from collections.abc import Sequence
 from dagster import AssetKey, PartitionsDefinition, TimeWindowPartitionsDefinition
 
 from flower_dagster.asset_graph import AssetGraph
-from flower_dagster.dbt.translator import GRAIN_TAG
 from flower_dagster.errors import ModelSelectionError
-from flower_dagster.partitions import place_key
+from flower_dagster.partitions import GRAIN_TAG, place_key
 
 _GRAIN_WORDS = {
     "hourly": "one partition per hour",
