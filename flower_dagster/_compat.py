@@ -11,6 +11,9 @@ the asset graph is typed by what we read of it (`flower_dagster.asset_graph`).
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 # --- daemon state (ticks and backfills; demo/story.py) ---
 # The instance returns these from its public methods (`get_backfills`, `get_ticks`,
 # `all_instigator_state`) and takes the enums as filters, but Dagster exports none of them.
@@ -31,13 +34,6 @@ from dagster._serdes import ConfigurableClassData
 # The return type of `claim_concurrency_slot`, which the slot-claim fix overrides.
 from dagster._utils.concurrency import ConcurrencyClaimStatus
 
-# How dagster-postgres builds its engine and URL from that configuration (token auth
-# included): the pooled storages build theirs the same way. Not in dagster_postgres's __all__.
-from dagster_postgres.utils import (
-    create_pg_engine,
-    get_token_provider_from_config,
-    pg_url_from_config,
-)
 
 # --- dbt assets (dbt/assets.py, dbt/run.py) ---
 # The metadata keys dagster-dbt puts on each spec of `@dbt_assets`: the dbt unique id of an
@@ -49,6 +45,24 @@ from dagster_dbt.asset_utils import (
     DAGSTER_DBT_UNIQUE_ID_METADATA_KEY,
 )
 
+# How dagster-postgres builds its engine and URL from that configuration (token auth
+# included): the pooled storages build theirs the same way. Not in dagster_postgres's __all__.
+# Imported on first use (`__getattr__` below): importing dagster-postgres takes most of a
+# second, and only the PostgreSQL instance needs it, not every load of the code location.
+_LAZY = {
+    "create_pg_engine": "dagster_postgres.utils",
+    "get_token_provider_from_config": "dagster_postgres.utils",
+    "pg_url_from_config": "dagster_postgres.utils",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# The lazy names of _LAZY are served by __getattr__ and not listed here.
 __all__ = [
     "DAGSTER_DBT_EXCLUDE_METADATA_KEY",
     "DAGSTER_DBT_SELECT_METADATA_KEY",
@@ -60,8 +74,5 @@ __all__ = [
     "InstigatorType",
     "TickStatus",
     "UserConfigSchema",
-    "create_pg_engine",
-    "get_token_provider_from_config",
     "pg_config",
-    "pg_url_from_config",
 ]

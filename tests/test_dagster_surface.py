@@ -59,3 +59,20 @@ def test_dagsters_asset_graph_has_what_flower_reads():
     (parent,) = parents.parent_partitions
     assert (parent.asset_key, parent.partition_key) == (AssetKey("orders"), "2024-01-02")
     assert not parents.required_but_nonexistent_parents_partitions
+
+
+def test_loading_the_code_location_does_not_import_dagster_postgres():
+    """Only the PostgreSQL instance needs dagster-postgres (about a second to import): the
+    code location, which every run worker and code server loads, must not pay for it."""
+    import subprocess
+    import sys
+
+    from flower_dagster.settings import REPO_ROOT
+
+    code = (
+        "import sys, flower_dagster.definitions\n"
+        "assert 'dagster_postgres' not in sys.modules, 'dagster_postgres was imported'\n"
+        "from flower_dagster._compat import create_pg_engine\n"
+        "assert 'dagster_postgres' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True, timeout=120)
