@@ -44,7 +44,9 @@ def warehouse_lock(
         try:
             yield
         finally:
+            # Said before the unlock: said after, it could come later than the next holder's
+            # "holding", and a step's log would show two writers at once.
+            log(f"releasing the warehouse lock {lock}")
             fcntl.flock(fd, fcntl.LOCK_UN)
-            log(f"released the warehouse lock {lock}")
     finally:
         os.close(fd)

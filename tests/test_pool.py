@@ -174,7 +174,7 @@ def test_two_dbt_steps_on_one_duckdb_file_at_the_same_instant_take_turns(warehou
     holds = []
     for _, _, said, _ in outcomes:
         taken = [at for at, message in said if message.startswith("holding the warehouse lock")]
-        released = [at for at, message in said if message.startswith("released the warehouse")]
+        released = [at for at, message in said if message.startswith("releasing the warehouse")]
         assert len(taken) == len(released) == 1, said
         holds.append((taken[0], released[0]))
     first, second = sorted(holds)
