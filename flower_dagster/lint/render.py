@@ -42,9 +42,6 @@ MACRO_PREFIX = "__flower_macro_"
 _ANCHOR_OPEN = "\ue000"
 _ANCHOR_CLOSE = "\ue001"
 _ANCHOR = re.compile(f"{_ANCHOR_OPEN}(\\d+){_ANCHOR_CLOSE}")
-_JINJA_TAG = re.compile(
-    r"\{\{.*?\}\}|\{%-?\s*raw\s*-?%\}.*?\{%-?\s*endraw\s*-?%\}|\{%.*?%\}|\{#.*?#\}", re.S
-)
 # A macro that renders a whole query where a CTE body or a subquery is expected.
 _QUERY_PLACEHOLDER = re.compile(
     rf"(\b(?:as|from|join)\s*\(\s*)({MACRO_PREFIX}\w+)(\s*\))", re.IGNORECASE
@@ -100,14 +97,56 @@ def mark_lines(template: str) -> str:
     out: list[str] = []
     line = 1
     position = 0
-    for match in _JINJA_TAG.finditer(template):
-        line = _mark_text(template[position : match.start()], line, out)
-        tag = match.group(0)
+    for start, end in _jinja_tags(template):
+        line = _mark_text(template[position:start], line, out)
+        tag = template[start:end]
         out.append(tag)
         line += tag.count("\n")
-        position = match.end()
+        position = end
     _mark_text(template[position:], line, out)
     return "".join(out)
+
+
+_RAW_BLOCK = re.compile(r"\{%-?\s*raw\s*-?%\}.*?\{%-?\s*endraw\s*-?%\}", re.S)
+
+
+def _jinja_tags(template: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of each Jinja tag, comment and raw block. A tag ends at the first `}}` or
+    `%}` outside its string literals (`post_hook="{{ macro() }}"` stays inside its tag)."""
+    position = 0
+    length = len(template)
+    while True:
+        start = template.find("{", position)
+        if start < 0 or start + 1 >= length:
+            return
+        kind = template[start + 1]
+        if kind == "#":
+            end = template.find("#}", start + 2)
+            end = length if end < 0 else end + 2
+        elif kind == "%" and (raw := _RAW_BLOCK.match(template, start)):
+            end = raw.end()
+        elif kind in "{%":
+            closing = "}}" if kind == "{" else "%}"
+            end = index = start + 2
+            quote = None
+            while index < length:
+                char = template[index]
+                if quote:
+                    if char == "\\":
+                        index += 1
+                    elif char == quote:
+                        quote = None
+                elif char in "'\"":
+                    quote = char
+                elif template.startswith(closing, index):
+                    break
+                index += 1
+            end = min(index + 2, length)
+        else:
+            position = start + 1
+            continue
+        yield start, end
+        position = end
 
 
 def _mark_text(text: str, line: int, out: list[str]) -> int:
@@ -198,12 +237,14 @@ class _Relation:
         self.is_view = False
 
     def __str__(self) -> str:
-        return self.marker
+        # dbt prints a quoted relation ("db"."schema"."name"), which SQL reads even right after
+        # a keyword (`left join{{ ref('x') }}`); a bare marker would join the keyword.
+        return f" {self.marker}"
 
     __html__ = __str__
 
     def render(self) -> str:
-        return self.marker
+        return str(self)
 
     def include(self, *args: Any, **kwargs: Any) -> _Relation:
         return self
