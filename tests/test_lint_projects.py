@@ -43,9 +43,9 @@ def test_packaged_project_has_only_its_real_findings_and_the_right_counts() -> N
     assert result.disabled == 3  # legacy/ (a var), old_report (config()), retired (its yml)
     assert _not_checked(result) == WAREHOUSE
     models = len(list((PACKAGED / "models").rglob("*.sql")))
-    assert result.models_checked == models - 3 - 2 == 12
+    assert result.models_checked == models - 3 - 2 == 13
     assert result.checked == (
-        "12 models, 3 properties files checked; 3 disabled, 2 need the warehouse, not checked"
+        "13 models, 4 properties files checked; 3 disabled, 2 need the warehouse, not checked"
     )
 
 
@@ -62,7 +62,7 @@ def test_warehouse_models_exit_0_and_are_listed(capsys: pytest.CaptureFixture[st
     assert code == 0, out
     assert "orders_narrow.sql: not checked: calendar_utils.star_except needs the warehouse" in out
     assert out.splitlines()[-1] == (
-        "flower lint: no problems (12 models, 3 properties files checked; 3 disabled, "
+        "flower lint: no problems (13 models, 4 properties files checked; 3 disabled, "
         "2 need the warehouse, not checked)"
     )
 
@@ -78,6 +78,12 @@ def test_package_macros_render_with_dispatch_and_keyword_arguments() -> None:
     by_day = Linter(project).analyse("orders_by_day")
     assert by_day.error is None and by_day.rendered is not None
     assert "date_diff('day', days.calendar_day, current_date) as days_ago" in by_day.rendered.sql
+    # a macro whose name starts with `_` (Jinja would not export it from a module)
+    pivot = Linter(project).analyse("payments_pivot").rendered
+    assert pivot is not None and "as card_amount," in pivot.sql
+    # dbt_project.yml's vars are rendered too (target and modules.datetime)
+    recent = Linter(project).analyse("recent_orders").rendered
+    assert recent is not None and "date '2024-06-01'" in recent.sql
 
 
 def test_refs_to_seeds_resolve_without_packages(tmp_path: Path) -> None:

@@ -64,17 +64,26 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> LineDict:
+    # Keys written in the mapping itself; keys merged in with `<<: *anchor` may be overridden
+    # there (that is what merge keys are for), so only a key written twice is a duplicate.
+    written = {id(key_node) for key_node, _ in node.value if key_node.tag != _MERGE_TAG}
     loader.flatten_mapping(node)
     mapping = LineDict()
     mapping.line = node.start_mark.line + 1
+    seen_written: set[Any] = set()
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if isinstance(key, list):
             key = tuple(key)
-        if key in mapping:
-            loader.duplicates.append((str(key), key_node.start_mark.line + 1))
+        if id(key_node) in written:
+            if key in seen_written:
+                loader.duplicates.append((str(key), key_node.start_mark.line + 1))
+            seen_written.add(key)
         mapping[key] = loader.construct_object(value_node, deep=True)
     return mapping
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)

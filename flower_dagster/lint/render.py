@@ -19,6 +19,7 @@ and kept as a map from offsets in the rendered SQL to lines of the file.
 
 from __future__ import annotations
 
+import ast
 import bisect
 import datetime
 import itertools
@@ -498,6 +499,10 @@ class Renderer:
         for name in WINDOW_BOUNDS:
             self.context[name] = self._window_bound(name)
         self._root_scope = _Scope(self, project_name)
+        # dbt renders the vars of dbt_project.yml too (a date computed from `modules.datetime`).
+        for name, value in list(self.project_vars.items()):
+            if isinstance(value, str) and "{{" in value:
+                self.project_vars[name] = self.render_value(value)
 
     @property
     def macros(self) -> dict[str, Any]:
@@ -573,8 +578,11 @@ class Renderer:
         self._compiled[key] = None  # a broken macro is looked up once
         try:
             template = self.env.from_string(source[0])
-            module = template.make_module(vars=_Scope(self, package), shared=True)  # type: ignore[arg-type]
-            jinja_macro = getattr(module, name)
+            context = template.new_context(_Scope(self, package), shared=True)  # type: ignore[arg-type]
+            for _ in template.root_render_func(context):  # type: ignore[attr-defined]
+                pass
+            # From the template's own names: a module would not export `_private` macros.
+            jinja_macro = context.vars[name]
         except Exception as error:  # a broken macro must not stop the lint of every model
             self.macro_errors.append((source[1], str(error)))
             return None
@@ -659,15 +667,21 @@ class Renderer:
 
     def render_value(self, text: str) -> Any:
         """A Jinja string of dbt_project.yml or a properties file (`"{{ var('x') }}"`), rendered
-        with vars as dbt renders them, to a native value where it is one (true, 3, ...)."""
+        as dbt renders them (vars, env_var, target, modules), to a native value where it is one
+        (True, 3, ...; a date stays text)."""
+        names = ("var", "env_var", "target", "modules", "project_name")
         try:
-            rendered = self.env.from_string(text).render(var=self._var, env_var=self._env_var)
+            rendered = self.env.from_string(text).render({n: self.context[n] for n in names})
         except Exception:
             return text
+        if rendered.strip().lower() in ("true", "false"):
+            return rendered.strip().lower() == "true"
         try:
-            return yaml.safe_load(rendered) if rendered.strip() else rendered
-        except yaml.YAMLError:
+            value = ast.literal_eval(rendered.strip())
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
             return rendered
+        native = isinstance(value, bool | int | float | list | dict | type(None))
+        return value if native else rendered
 
     def _window_predicate(self, name: str) -> Callable[..., str]:
         def window(column: Any = "", *args: Any, **kwargs: Any) -> str:
