@@ -225,8 +225,12 @@ class _Unknown(jinja2.ChainableUndefined):
         return ""
 
 
-class _Relation:
-    """What `ref()`/`source()`/`this` return: prints as its marker, has a relation's attributes."""
+class _Relation(Mapping[str, Any]):
+    """What `ref()`/`source()`/`this` return: prints as its marker, has a relation's attributes.
+
+    A mapping with `metadata.type` ending in "Relation", as dbt's relations are: packages check
+    that (dbt_utils' `_is_relation`) before they introspect one.
+    """
 
     def __init__(self, marker: str, identifier: str, schema: str = "main"):
         self.marker = marker
@@ -236,6 +240,20 @@ class _Relation:
         self.type = "table"
         self.is_table = True
         self.is_view = False
+        self._fields = {
+            "metadata": {"type": "FlowerRelation"},
+            "path": {"database": self.database, "schema": schema, "identifier": identifier},
+            "type": self.type,
+        }
+
+    def __getitem__(self, key: str) -> Any:
+        return self._fields[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
 
     def __str__(self) -> str:
         # dbt prints a quoted relation ("db"."schema"."name"), which SQL reads even right after
@@ -251,6 +269,22 @@ class _Relation:
         return self
 
     quote = incorporate = include
+
+    __hash__ = object.__hash__
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+
+class _RelationApi:
+    """`api.Relation.create(...)`: a relation a macro builds by name, at run time. It prints as
+    a placeholder the rules ignore (which table it is depends on the warehouse)."""
+
+    def create(
+        self, database: Any = None, schema: Any = None, identifier: Any = None, **kwargs: Any
+    ) -> _Relation:
+        name = str(identifier or "relation")
+        return _Relation(MACRO_PREFIX + re.sub(r"\W", "_", f"relation_{name}"), name, str(schema))
 
 
 class _Config:
@@ -528,6 +562,7 @@ class Renderer:
                 "threads": 1,
             },
             "adapter": _Adapter(self),
+            "api": {"Relation": _RelationApi(), "Column": _Placeholder("column")},
             "exceptions": _Exceptions(),
             "modules": {"re": re, "datetime": datetime, "itertools": itertools, "json": json},
             "log": lambda *args, **kwargs: "",
