@@ -538,15 +538,6 @@ class Renderer:
             if isinstance(value, str) and "{{" in value:
                 self.project_vars[name] = self.render_value(value)
 
-    @property
-    def macros(self) -> dict[str, Any]:
-        """The root project's macros by name (compiled)."""
-        return {
-            name: macro
-            for name in self._sources.get(self.project_name, {})
-            if (macro := self.macro(self.project_name, name)) is not None
-        }
-
     # -- the environment -------------------------------------------------------------------
 
     def _base_context(self) -> dict[str, Any]:
