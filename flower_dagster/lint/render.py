@@ -523,6 +523,7 @@ class Renderer:
                 for match in _MACRO_BLOCK.finditer(macro_file.text):
                     blocks.setdefault(match.group(1), (match.group(0), macro_file.path))
         self._compiled: dict[tuple[str, str], Any] = {}
+        self._values: dict[str, Any] = {}
         self.context: dict[str, Any] = self._base_context()
         for package in self._sources:
             if package not in self.context:
@@ -695,6 +696,11 @@ class Renderer:
         """A Jinja string of dbt_project.yml or a properties file (`"{{ var('x') }}"`), rendered
         as dbt renders them (vars, env_var, target, modules), to a native value where it is one
         (True, 3, ...; a date stays text)."""
+        if text not in self._values:  # the same folder config is read by every model under it
+            self._values[text] = self._render_value(text)
+        return self._values[text]
+
+    def _render_value(self, text: str) -> Any:
         names = ("var", "env_var", "target", "modules", "project_name")
         try:
             rendered = self.env.from_string(text).render({n: self.context[n] for n in names})
