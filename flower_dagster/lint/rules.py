@@ -515,7 +515,18 @@ def relation_without_ref(linter: Linter, analysis: Analysis) -> list[Finding]:
         )
         if _is_marker(name) and not qualified:
             call = analysis.rendered.relations.get(name)
-            if (
+            if call is not None and call.kind == "ref" and _disabled_parent(linter, call):
+                findings.append(
+                    linter.at(
+                        analysis,
+                        table,
+                        "FL003",
+                        f"ref('{call.name}') names a disabled model: dbt refuses to build "
+                        f"'{analysis.model.name}' while '{call.name}' is not enabled",
+                        needle=call.name,
+                    )
+                )
+            elif (
                 call is not None
                 and call.kind == "ref"
                 and linter.project.ref_target(call.package, call.name) is False
@@ -683,6 +694,15 @@ def properties(linter: Linter, analysis: Analysis) -> list[Finding]:
 def cannot_parse(linter: Linter, analysis: Analysis) -> list[Finding]:
     """The model's Jinja renders and its SQL parses (found by `Linter.analyse`)."""
     return [analysis.error] if analysis.error is not None else []
+
+
+def _disabled_parent(linter: Linter, call: RelationCall) -> bool:
+    """A ref() to a model of this project that dbt does not build (and no other node of that
+    name, such as a seed, stands in for it)."""
+    project = linter.project
+    if call.package not in (None, project.name) or call.name not in project.models:
+        return False
+    return linter.analyse(call.name).disabled and call.name not in project.other_nodes
 
 
 def _is_marker(name: str) -> bool:
