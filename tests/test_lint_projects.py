@@ -153,3 +153,11 @@ def test_a_misspelt_grain_is_reported_at_its_key_with_its_own_hint(tmp_path: Pat
         "write one of hourly, daily, weekly, monthly as meta.flower.partition "
         "(did you mean 'weekly'?)"
     )
+
+
+def test_config_findings_of_fl002_give_their_own_fix() -> None:
+    broken = FIXTURES / "broken_project"
+    result = lint_project(broken, paths=[broken / "models/marts/bad_partition_table.sql"])
+    [finding] = result.findings
+    assert finding.rule == "FL002" and "materialized 'table'" in finding.message
+    assert finding.hint.startswith("set materialized: incremental")

@@ -449,24 +449,23 @@ def partition_column(linter: Linter, analysis: Analysis) -> list[Finding]:
         return [dataclasses.replace(finding, fix=fix)]
     findings: list[Finding] = []
     if flower.materialized != PARTITIONABLE:
-        findings.append(
-            linter.at_config(
-                analysis,
-                "FL002",
-                f"'{name}' is partitioned '{flower.grain}' but materialized "
-                f"'{flower.materialized}': only an incremental model keeps its other "
-                "partitions when a run overwrites one",
-            )
+        finding = linter.at_config(
+            analysis,
+            "FL002",
+            f"'{name}' is partitioned '{flower.grain}' but materialized "
+            f"'{flower.materialized}': only an incremental model keeps its other "
+            "partitions when a run overwrites one",
         )
+        fix = "set materialized: incremental in its config (or drop meta.flower.partition)"
+        findings.append(dataclasses.replace(finding, fix=fix))
     if not flower.partition_column:
-        findings.append(
-            linter.at_config(
-                analysis,
-                "FL002",
-                f"'{name}' is partitioned '{flower.grain}' but names no "
-                "meta.flower.partition_column",
-            )
+        finding = linter.at_config(
+            analysis,
+            "FL002",
+            f"'{name}' is partitioned '{flower.grain}' but names no meta.flower.partition_column",
         )
+        fix = "add meta.flower.partition_column: <its date or hour column> next to partition"
+        findings.append(dataclasses.replace(finding, fix=fix))
         return findings
     columns = sql.final_columns(analysis.tree)
     if not columns:
