@@ -86,10 +86,13 @@ def selection_from(
             f"{source}: unknown key {sorted(unknown)[0]!r}; allowed: select, ignore, "
             "per-file-ignores"
         )
-    select = cli_select or _list(config.get("select"), f"{source}: select")
-    selected = expand(select, f"{source}: select") if select else set(RULES)
-    ignore = [*_list(config.get("ignore"), f"{source}: ignore"), *cli_ignore]
-    selected -= expand(ignore, f"{source}: ignore")
+    if cli_select:
+        selected = expand(cli_select, "--select")
+    else:
+        select = _list(config.get("select"), f"{source}: select")
+        selected = expand(select, f"{source}: select") if select else set(RULES)
+    selected -= expand(_list(config.get("ignore"), f"{source}: ignore"), f"{source}: ignore")
+    selected -= expand(cli_ignore, "--ignore")
     per_file = config.get("per-file-ignores", config.get("per_file_ignores")) or {}
     if not isinstance(per_file, Mapping):
         raise LintError(f"{source}: per-file-ignores must map path globs to lists of rule codes")
