@@ -37,8 +37,8 @@ from flower_dagster._compat import (
     DAGSTER_DBT_UNIQUE_ID_METADATA_KEY,
 )
 from flower_dagster.automation import repair_condition
-from flower_dagster.dbt.models import NodeGrain, grain_selector
 from flower_dagster.dbt.guard import guarded_dbt_executable
+from flower_dagster.dbt.models import NodeGrain, grain_selector
 from flower_dagster.dbt.project import FlowerDbtProject
 from flower_dagster.dbt.run import run_dbt_build
 from flower_dagster.dbt.translator import FlowerTranslator
