@@ -28,7 +28,7 @@ from flower_dagster.dagster_tags import (
 )
 from flower_dagster.dbt.project import FlowerDbtProject
 from flower_dagster.defs.dbt import dbt_definitions
-from flower_dagster.demo.data import change_day
+from flower_dagster.demo.data import change_day, corrupt_day, repair_day
 from flower_dagster.demo.spark import (
     RAW_DUCKDB_NAME,
     SPARK_DIR_ENV,
@@ -52,7 +52,13 @@ class SparkWarehouse:
     defs: Definitions
     automation: Automation
 
-    def run(self, names: list[str], first: str | None = None, last: str | None = None) -> None:
+    def run(
+        self,
+        names: list[str],
+        first: str | None = None,
+        last: str | None = None,
+        succeed: bool = True,
+    ) -> None:
         tags = {}
         if first:
             tags = {
@@ -72,7 +78,7 @@ class SparkWarehouse:
             tags=tags,
             raise_on_error=False,
         )
-        assert result.success, f"Spark run of {names} {first}..{last} failed"
+        assert result.success is succeed, f"Spark run of {names} {first}..{last}: {succeed=}"
 
     def table(self, name: str) -> Path:
         return self.spark_dir / "warehouse" / "analytics.db" / name
@@ -189,3 +195,38 @@ def test_spark_runs_the_demo_like_duckdb_and_replaces_only_its_partition(spark, 
     assert repaired == on_duckdb.query(WEEKLY)
     # The week counts the late order: one more than the orders it had.
     assert sum(row[2] for row in repaired) == len(rows_before) + 1
+
+
+ORDERS_OF_DAY = (
+    "select order_id, user_id, status, cast(amount_paid as decimal(12, 2)), "
+    "cast(ordered_at as varchar) from fct_orders where order_date = '{day}' order by order_id"
+)
+
+
+def test_spark_publishes_only_audited_rows_and_empties_an_emptied_day(spark):
+    """Write, audit, publish on Spark: a failed test leaves the day's previous rows; a day whose
+    raw orders are gone is empty after its re-run (dynamic overwrite alone would keep it)."""
+    bad_day, emptied_day = "2024-01-09", "2024-01-11"
+    if not spark.table("fct_orders").is_dir():  # run alone: build what the first test built
+        spark.run(["unpartitioned"])
+        spark.run(["fct_orders"], WEEK[0], WEEK[-1])
+    raw = spark.spark_dir / RAW_DUCKDB_NAME
+    before = spark.rows(ORDERS_OF_DAY.format(day=bad_day))
+    assert before and spark.rows(ORDERS_OF_DAY.format(day=emptied_day))
+
+    corrupt_day(raw, date.fromisoformat(bad_day))
+    export_raw_tables(raw, spark.spark_dir)
+    spark.run(["fct_orders"], bad_day, succeed=False)
+    assert spark.rows(ORDERS_OF_DAY.format(day=bad_day)) == before
+
+    repair_day(raw, date.fromisoformat(bad_day))
+    with duckdb.connect(str(raw)) as db:
+        db.execute(
+            "delete from raw.orders where ordered_at >= ? and ordered_at < ?",
+            [f"{emptied_day} 00:00:00", f"{emptied_day} 23:59:59.999999"],
+        )
+    export_raw_tables(raw, spark.spark_dir)
+    spark.run(["fct_orders"], bad_day, emptied_day)
+    assert spark.rows(ORDERS_OF_DAY.format(day=bad_day)) == before
+    assert spark.rows(ORDERS_OF_DAY.format(day=emptied_day)) == []
+    assert not (spark.table("fct_orders") / f"order_date={emptied_day}").exists()

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from dagster_dbt import DbtProject
 
+from flower_dagster.dbt.target_dirs import environment_key, store_partial_parse
 from flower_dagster.errors import DbtParseError
 from flower_dagster.settings import Settings
 
@@ -77,6 +78,12 @@ class FlowerDbtProject:
                 f"dbt could not parse the project in {self.project_dir}:\n"
                 + dbt_error_text(result.stdout + result.stderr)
             )
+        # The parse is this environment's partial parse from now on (target_dirs.py).
+        store_partial_parse(
+            self.project_dir,
+            environment_key(self.project_dir, self.profiles_dir, self.target, self.dbt_env()),
+            self.manifest_path.parent,
+        )
         return self.manifest_path
 
     def ensure_manifest(self) -> Path:

@@ -37,6 +37,7 @@ from flower_dagster._compat import DAGSTER_DBT_UNIQUE_ID_METADATA_KEY
 from flower_dagster.dagster_tags import BACKFILL_ID_TAG
 from flower_dagster.dbt.profile import resolve_target
 from flower_dagster.dbt.selection import INDIRECT_SELECTION_ENV
+from flower_dagster.dbt.target_dirs import finish_invocation, prepare_invocation
 from flower_dagster.dbt.versions import (
     PartitionReport,
     input_provenance,
@@ -84,20 +85,28 @@ def run_dbt_build(
         expected.setdefault(check_key.asset_key, set()).add(check_key)
     spec_of = context.assets_def.get_spec_for_check_key
     blocking = {key for key in dbt_checks if spec_of(key).blocking}
-    # dbt writes the DuckDB file from when it starts until its events end.
-    with _one_writer(dbt, context):
-        with environment(env):
-            # dagster-dbt copies os.environ into the dbt subprocess when the invocation starts.
-            invocation = dbt.cli(["build"], context=context, raise_on_error=False)
-        yield from hold_until_checked(
-            _events_with_reports(invocation, reports),
-            expected_checks=expected,
-            blocking_checks=blocking,
-            asset_key_of=lambda output: context.asset_key_for_output(output.output_name),
-            release=lambda output: _release(context, output, reports),
-        )
-    if not invocation.is_successful():
-        raise DbtRunError(failure_text(Path(invocation.target_path), _range_label(context)))
+    # The invocation's target folder, seeded with its environment's partial parse; slimmed and
+    # pruned when the step ends (target_dirs.py).
+    target_path, env_key = prepare_invocation(dbt, context.op.name, context.run.run_id)
+    try:
+        # dbt writes the DuckDB file from when it starts until its events end.
+        with _one_writer(dbt, context):
+            with environment(env):
+                # dagster-dbt copies os.environ into the dbt subprocess when it starts.
+                invocation = dbt.cli(
+                    ["build"], context=context, raise_on_error=False, target_path=target_path
+                )
+            yield from hold_until_checked(
+                _events_with_reports(invocation, reports),
+                expected_checks=expected,
+                blocking_checks=blocking,
+                asset_key_of=lambda output: context.asset_key_for_output(output.output_name),
+                release=lambda output: _release(context, output, reports),
+            )
+        if not invocation.is_successful():
+            raise DbtRunError(failure_text(Path(invocation.target_path), _range_label(context)))
+    finally:
+        finish_invocation(Path(dbt.project_dir), env_key, target_path)
 
 
 def _one_writer(dbt: DbtCliResource, context: AssetExecutionContext) -> AbstractContextManager:

@@ -1,9 +1,12 @@
 {#-
   Incremental strategy `partition_overwrite`: replace exactly the run's partition window.
 
-  Engines without a native insert-overwrite (DuckDB) delete the target's rows whose partition
-  column lies in the window, then insert the new rows, in one transaction: re-running a
-  partition is idempotent and a failed run leaves the previous rows in place.
+  The window's new rows are written to the model's audit relation, not to its table; they
+  replace the table's rows of the window only once the model's tests passed on them
+  (publish.sql: write, audit, publish). Publishing deletes the whole window before inserting,
+  so a re-run is idempotent and a window whose new data is empty leaves that window empty.
+  A project without the publish hooks (dbt_project.yml) replaces the window directly: delete and
+  insert in the model's transaction.
   The partition column is the model's `meta.flower.partition_column`.
 -#}
 {% macro get_incremental_partition_overwrite_sql(arg_dict) -%}
@@ -17,7 +20,6 @@
         "flower: model " ~ model.name ~ " uses incremental_strategy 'partition_overwrite' "
         ~ "but has no meta.flower.partition_column") }}
   {%- endif -%}
-  {%- set columns = get_quoted_csv(dest_columns | map(attribute='name')) -%}
   {%- set partition = adapter.quote(partition_column) -%}
   {#- A window that does not cover whole partitions would delete one set of rows and insert
       another: refuse it before touching the table. -#}
@@ -34,9 +36,14 @@
           ~ "must derive " ~ partition_column ~ " from its window. Nothing was written.") }}
     {%- endif -%}
   {%- endif -%}
+  {%- if flower_is_audited(model) -%}
+    {{ flower_write_audit_sql(target, source, dest_columns) }}
+  {%- else -%}
+    {%- set columns = get_quoted_csv(dest_columns | map(attribute='name')) -%}
   delete from {{ target }}
   where {{ flower_in_window(partition) }};
 
   insert into {{ target }} ({{ columns }})
   select {{ columns }} from {{ source }}
+  {%- endif %}
 {%- endmacro %}

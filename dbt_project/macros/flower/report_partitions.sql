@@ -14,12 +14,15 @@
     {%- set partition_column = flower_meta.get('partition_column') -%}
     {%- if flower_meta.get('partition') and partition_column -%}
       {%- set partition = adapter.quote(partition_column) -%}
+      {#- The rows this run will publish: its audit relation's, when it wrote one. -#}
+      {%- set audit = flower_audit_relation(this) -%}
+      {%- set written = audit if flower_is_audited(model) and flower_relation_exists(audit) else this -%}
       {%- set result = run_query(
           "select cast(" ~ partition ~ " as " ~ dbt.type_string() ~ ") as partition_value, "
           ~ "count(*) as row_count, "
           ~ "cast(" ~ adapter.dispatch('flower_row_hash_sum')('flower_rows') ~ " as "
           ~ dbt.type_string() ~ ") as content_hash "
-          ~ "from " ~ this ~ " as flower_rows "
+          ~ "from " ~ written ~ " as flower_rows "
           ~ "where " ~ flower_in_window(partition) ~ " "
           ~ "group by cast(" ~ partition ~ " as " ~ dbt.type_string() ~ ")") -%}
       {%- set partitions = {} -%}
