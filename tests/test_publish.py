@@ -229,3 +229,34 @@ def test_a_run_does_not_reparse_because_another_environment_parsed(warehouse, tm
     log = (folder / "dbt.log").read_text()
     assert "Unable to do partial parsing" not in log
     assert "Partial parsing enabled" in log or "skipping parsing" in log
+
+
+@contextmanager
+def _publish_fails(warehouse: Warehouse) -> Iterator[None]:
+    """An on-run-end hook that fails before the publish (the warehouse went away), for one run:
+    dbt then skips the hooks after it."""
+    project_file = warehouse.project_dir / "dbt_project.yml"
+    original = project_file.read_text()
+    failing = "on-run-end:\n  - select * from the_warehouse_went_away\n"
+    assert "on-run-end:\n" in original
+    project_file.write_text(original.replace("on-run-end:\n", failing, 1))
+    try:
+        yield
+    finally:
+        project_file.write_text(original)
+
+
+def test_rows_that_were_never_published_are_never_recorded_as_built(warehouse):
+    day = "2024-03-21"
+    assert warehouse.materialize(["fct_orders"], partition_key=day).success
+    published = _rows(warehouse, day)
+    with _orders_removed(warehouse, day, 1), _publish_fails(warehouse):
+        failed = warehouse.materialize(["fct_orders"], partition_key=day)
+    assert not failed.success
+    # The tests passed on the audit relation, but the publish never ran: readers see the
+    # previous rows, and Dagster does not claim the partition was built by this run.
+    assert _rows(warehouse, day) == published
+    assert _materialized(warehouse, failed.run_id) == []
+    error = _step_error(failed)
+    assert "the_warehouse_went_away" in error
+    assert "no partition of this step is recorded as built" in error

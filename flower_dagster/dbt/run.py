@@ -11,7 +11,8 @@ not run.
 
 dbt tests of severity `error` are blocking: a model's materialization is held back until its
 tests have run, and dropped when one of them fails, so the partition is recorded as failed
-rather than as materialized with bad data. A partitioned model's materialization becomes one
+rather than as materialized with bad data. The rest are recorded once dbt has exited and its
+on-run-end hook published the tested rows (write, audit, publish: docs/publish.md). A partitioned model's materialization becomes one
 event per partition, each with a data version derived from the rows dbt wrote there.
 """
 
@@ -29,6 +30,7 @@ from dagster import (
     AssetCheckSeverity,
     AssetExecutionContext,
     AssetKey,
+    AssetMaterialization,
     Output,
 )
 from dagster_dbt import DbtCliInvocation, DbtCliResource
@@ -96,15 +98,33 @@ def run_dbt_build(
                 invocation = dbt.cli(
                     ["build"], context=context, raise_on_error=False, target_path=target_path
                 )
-            yield from hold_until_checked(
+            recorded_after_publish: list[Any] = []
+            for event in hold_until_checked(
                 _events_with_reports(invocation, reports),
                 expected_checks=expected,
                 blocking_checks=blocking,
                 asset_key_of=lambda output: context.asset_key_for_output(output.output_name),
                 release=lambda output: _release(context, output, reports),
-            )
-        if not invocation.is_successful():
-            raise DbtRunError(failure_text(Path(invocation.target_path), _range_label(context)))
+            ):
+                if isinstance(event, (Output, AssetMaterialization)):
+                    recorded_after_publish.append(event)
+                else:
+                    yield event
+        # dbt's on-run-end publishes the tested rows (docs/publish.md): a materialization
+        # recorded before it would claim rows that a killed run or a failed publish never
+        # made visible. So they are recorded once dbt has exited and the publish succeeded.
+        target = Path(invocation.target_path)
+        unpublished = publish_failure(target) if recorded_after_publish else None
+        if unpublished is None:
+            yield from recorded_after_publish
+        if not invocation.is_successful() or unpublished:
+            why = failure_text(target, _range_label(context))
+            if unpublished:
+                why += (
+                    f"\n  - {unpublished}: the tables keep their previous rows and no "
+                    "partition of this step is recorded as built"
+                )
+            raise DbtRunError(why)
     finally:
         finish_invocation(Path(dbt.project_dir), env_key, target_path)
 
@@ -178,6 +198,20 @@ def hold_until_checked(
     for key, output in held.items():
         if key not in failed:
             yield from release(output)
+
+
+def publish_failure(target_path: Path) -> str | None:
+    """Why the tested rows of an invocation may not be published, None when they were: dbt
+    ended without its results (killed, crashed), or an on-run-end hook (the publish) failed."""
+    run_results = target_path / "run_results.json"
+    if not run_results.is_file():
+        return "dbt ended before its on-run-end publish"
+    for result in json.loads(run_results.read_text()).get("results", []):
+        uid = str(result.get("unique_id", ""))
+        if uid.startswith("operation.") and "on-run-end" in uid and result.get("status") == "error":
+            message = " ".join(str(result.get("message") or "").split())
+            return f"the on-run-end publish failed: {message}"
+    return None
 
 
 def failure_text(target_path: Path, partitions: str) -> str:
