@@ -12,8 +12,9 @@ not run.
 dbt tests of severity `error` are blocking: a model's materialization is held back until its
 tests have run, and dropped when one of them fails, so the partition is recorded as failed
 rather than as materialized with bad data. The rest are recorded once dbt has exited and its
-on-run-end hook published the tested rows (write, audit, publish: docs/publish.md). A partitioned model's materialization becomes one
-event per partition, each with a data version derived from the rows dbt wrote there.
+on-run-end hook published the tested rows (write, audit, publish: docs/publish.md). A
+partitioned model's materialization becomes one event per partition, each with a data version
+derived from the rows dbt wrote there.
 """
 
 from __future__ import annotations
