@@ -4,6 +4,7 @@ flower admin [--host H --port P]          serve the admin (docs/backfills.md)
 flower admin hash-token [--new]           the SHA-256 of a token read from stdin, or a new token
 flower admin check                        check the access file: who may backfill which models
 flower backfill models                    my models, their grain and latest partitions
+flower backfill preview MODEL --from D --to D            its inputs check and impact, no launch
 flower backfill launch MODEL --from D --to D --reason R   launch a backfill of my model
 flower backfill status [ID] [--once]      my backfills; with ID, a live progress bar until done
 flower backfill cancel ID                 cancel my backfill
@@ -74,7 +75,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     launch.add_argument("--to", dest="last", required=True, metavar="D", help="last partition")
     launch.add_argument("--reason", required=True, help="why (kept on the backfill and its runs)")
     launch.add_argument("--follow", action="store_true", help="then follow it until done")
+    launch.add_argument(
+        "--include-inputs",
+        action="store_true",
+        help="backfill its missing or failed inputs first, in the same backfill (your models)",
+    )
     launch.set_defaults(handler=_launch)
+    check = actions.add_parser(
+        "preview", help="check a range's inputs and show what it re-runs, launching nothing"
+    )
+    check.add_argument("model", metavar="MODEL")
+    check.add_argument("--from", dest="first", required=True, metavar="D", help="first partition")
+    check.add_argument("--to", dest="last", required=True, metavar="D", help="last partition")
+    check.set_defaults(handler=_preview)
     status = actions.add_parser("status", help="your backfills, or one with a live progress bar")
     status.add_argument("backfill_id", nargs="?", metavar="ID")
     status.add_argument("--once", action="store_true", help="print the status once, do not follow")
@@ -96,6 +109,7 @@ def _serve(args: argparse.Namespace) -> int:
     from flower_dagster.admin.service import (
         AdminContext,
         access_source,
+        asset_graph_source,
         create_app,
         manifest_models,
     )
@@ -111,6 +125,7 @@ def _serve(args: argparse.Namespace) -> int:
         models=manifest_models(manifest),
         dagster=DagsterClient(admin.dagster_graphql_url),
         audit=AuditLog(admin.audit_log),
+        asset_graph=asset_graph_source(manifest),
     )
     host = args.host or admin.host
     port = args.port or admin.port
@@ -249,16 +264,47 @@ _SYMBOL = {"materialized": "#", "failed": "x", "materializing": "~", "missing": 
 def _launch(args: argparse.Namespace) -> int:
     client = client_from_environment()
     body = {"model": args.model, "from": args.first, "to": args.last, "reason": args.reason}
+    if args.include_inputs:
+        body["include_inputs"] = True
     launched = client.call("POST", "/api/backfills", body)
     what = "already running, not launched again:" if launched.get("already_running") else "launched"
     print(
         f"{what} backfill {launched['id']}: {launched['model']} {launched['from']} .. "
         f"{launched['to']} ({launched['partitions']} partitions), reason: {launched['reason']}"
     )
+    for model, spans in (launched.get("included_inputs") or {}).items():
+        ranges = ", ".join(a if a == b else f"{a}..{b}" for a, b in spans)
+        print(f"  inputs built first: {model} {ranges}")
+    _print_impact(launched.get("impact"))
     if args.follow:
         return follow(client, launched["id"], sys.stdout, interval=2.0)
     print(f"follow it: flower backfill status {launched['id']}")
     return 0
+
+
+def _preview(args: argparse.Namespace) -> int:
+    body = {"model": args.model, "from": args.first, "to": args.last}
+    found = client_from_environment().call("POST", "/api/backfills/preview", body)
+    print(
+        f"{found['model']} {found['from']} .. {found['to']} ({found['partitions']} partitions): "
+        + ("ready to launch" if found["ready"] else "would be refused")
+    )
+    for gap in found["inputs"]:
+        print(f"  input not built: {gap['text']}")
+    if found.get("refusal"):
+        print(f"  {found['refusal']['error']}; {found['refusal'].get('allowed', '')}")
+    _print_impact(found.get("impact"))
+    return 0 if found["ready"] else 1
+
+
+def _print_impact(impact: Mapping[str, Any] | None) -> None:
+    if impact is None:
+        return
+    from flower_dagster.admin.precheck import describe_impact
+
+    print("the repair rule then re-runs:")
+    for line in describe_impact(impact):
+        print(line)
 
 
 def _status(args: argparse.Namespace) -> int:
