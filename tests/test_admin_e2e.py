@@ -17,6 +17,7 @@ from dagster._core.execution.backfill import BulkActionStatus
 
 from flower_dagster.admin.dagster_client import LAUNCHED_BY_TAG, REASON_TAG
 from flower_dagster.dagster_tags import BACKFILL_ID_TAG
+from flower_dagster.demo.data import corrupt_day, repair_day
 from flower_dagster.partitions import Grain, partitions_for
 from tests.admin_support import MAX_PARTITIONS, AdminStack, start_admin_stack
 from tests.conftest import Warehouse
@@ -334,6 +335,50 @@ def test_with_include_inputs_the_missing_days_are_built_first_in_the_same_backfi
     assert stack.instance.get_backfill(backfill_id).status == BulkActionStatus.COMPLETED_SUCCESS
     for model in ("fct_orders", "agg_daily_revenue"):
         assert set(days) <= stack.instance.get_materialized_partitions(AssetKey(model))
+
+
+def test_a_failing_test_is_the_reason_shown_for_its_partitions_in_the_api_and_the_cli(
+    stack: AdminStack,
+):
+    jimin = stack.tokens["jimin"]
+    duckdb_path = stack.env["FLOWER_DUCKDB_PATH"]
+    corrupt_day(duckdb_path, date(2024, 3, 5))  # a duplicated order: unique_fct_orders_order_id
+    try:
+        status, launched = _launch(
+            stack, jimin, model="fct_orders", **{"from": "2024-03-04"}, to="2024-03-05", reason="x"
+        )
+        assert status == 201, launched
+        backfill_id = launched["id"]
+        stack.wait_for(
+            "the backfill to fail",
+            lambda: stack.instance.get_backfill(backfill_id).status != BulkActionStatus.REQUESTED,
+        )
+        status, shown = stack.call("GET", f"/api/backfills/{backfill_id}", token=jimin)
+        assert status == 200 and shown["status"] == "COMPLETED_FAILED", shown
+        reasons = {f["partition"]: f for f in shown["failures"]}
+        assert set(reasons) == {"2024-03-04", "2024-03-05"}  # one run, one dbt build: both
+        failure = reasons["2024-03-05"]
+        assert (failure["model"], failure["cause"], failure["test"], failure["failing_rows"]) == (
+            "fct_orders",
+            "data test failed",
+            "unique_fct_orders_order_id",
+            1,
+        )
+        assert failure["reason"] == "data test failed: unique_fct_orders_order_id (1 failing row)"
+        assert shown["partitions"]["failed"] == 2 and shown["partitions"]["in_progress"] == 0
+
+        once = stack.flower("backfill", "status", backfill_id, "--once", token=jimin)
+        assert once.returncode == 1, once.stdout + once.stderr
+        assert (
+            "failed fct_orders 2024-03-04, 2024-03-05: data test failed: "
+            "unique_fct_orders_order_id (1 failing row)"
+        ) in once.stdout
+        listed = stack.flower("backfill", "status", token=jimin)
+        assert f"{backfill_id}: failed fct_orders 2024-03-04, 2024-03-05: data test" in (
+            listed.stdout
+        )
+    finally:
+        repair_day(duckdb_path, date(2024, 3, 5))
 
 
 def test_an_author_cancels_their_backfill(stack: AdminStack):

@@ -106,6 +106,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from flower_dagster.admin.audit import AuditLog
     from flower_dagster.admin.dagster_client import DagsterClient
+    from flower_dagster.admin.reasons import FailureReader
     from flower_dagster.admin.service import (
         AdminContext,
         access_source,
@@ -126,6 +127,7 @@ def _serve(args: argparse.Namespace) -> int:
         dagster=DagsterClient(admin.dagster_graphql_url),
         audit=AuditLog(admin.audit_log),
         asset_graph=asset_graph_source(manifest),
+        failures=FailureReader(settings),
     )
     host = args.host or admin.host
     port = args.port or admin.port
@@ -325,10 +327,15 @@ def _status(args: argparse.Namespace) -> int:
                 )
             )
         _table(rows)
+        for b in backfills:
+            for line in failure_lines(b):
+                print(f"{b['id']}: {line.strip()}")
         return 0
     if args.once:
         status = client.call("GET", f"/api/backfills/{args.backfill_id}")
         print(progress_line(status))
+        for line in failure_lines(status):
+            print(line)
         return 0 if status["status"] in SUCCESS or not status["finished"] else 1
     return follow(client, args.backfill_id, sys.stdout, interval=args.interval)
 
@@ -362,8 +369,30 @@ def follow(
         if status["finished"]:
             if live:
                 out.write("\n")
+            for reason in failure_lines(status):
+                out.write(reason + "\n")
             return 0 if status["status"] in SUCCESS else 1
         sleep(interval)
+
+
+def failure_lines(status: Mapping[str, Any]) -> list[str]:
+    """`  failed fct_orders 2024-03-04, 2024-03-05: data test failed: ...`, partitions with the
+    same reason on one line."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for failure in status.get("failures") or []:
+        key = (failure["model"], failure["reason"])
+        grouped.setdefault(key, []).append(failure["partition"] or "")
+    lines = []
+    for (model, reason), partitions in grouped.items():
+        shown = (
+            ", ".join(partitions)
+            if len(partitions) <= 3
+            else f"{partitions[0]} .. {partitions[-1]} ({len(partitions)})"
+        )
+        lines.append(f"  failed {model} {shown}: {reason}")
+    if status.get("partitions", {}).get("failed") and status.get("failures_unknown"):
+        lines.append(f"  why it failed is not known here: {status['failures_unknown']}")
+    return lines
 
 
 def progress_line(status: Mapping[str, Any]) -> str:

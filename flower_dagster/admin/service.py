@@ -74,6 +74,7 @@ from flower_dagster.admin.dagster_client import (
 )
 from flower_dagster.admin.page import PAGE
 from flower_dagster.admin.precheck import InputGap, impact_of, input_gaps
+from flower_dagster.admin.reasons import FailureReader
 from flower_dagster.admin.selection import Model, models_from_manifest
 from flower_dagster.asset_graph import AssetGraph
 from flower_dagster.settings import Settings
@@ -185,6 +186,7 @@ class AdminContext:
     dagster: DagsterClient
     audit: AuditLog
     asset_graph: LazyReloaded[AssetGraph] | None = None
+    failures: FailureReader | None = None
 
 
 def create_app(context: AdminContext) -> ASGIApp:
@@ -574,7 +576,9 @@ class _Api:
         except DagsterUnavailable as error:
             _note(request, detail=str(error))
             return JSONResponse({"error": "Dagster did not answer"}, status_code=503)
-        mine = [b.as_json() for b in every if _launched_by(b, person)]
+        mine = [
+            await run_in_threadpool(self.explained, b) for b in every if _launched_by(b, person)
+        ]
         return JSONResponse({"backfills": mine})
 
     @_authenticated
@@ -584,7 +588,32 @@ class _Api:
         found = await self._own_backfill(request, person, backfill_id)
         if isinstance(found, Response):
             return found
-        return JSONResponse(found.as_json())
+        return JSONResponse(await run_in_threadpool(self.explained, found))
+
+    def explained(self, backfill: BackfillStatus) -> dict[str, Any]:
+        """The backfill as JSON with each failed partition's reason (`failures`).
+
+        Dagster's backfill counts a partition whose run has failed as in progress until its
+        daemon next looks at the backfill, while the partition itself is already FAILED (what
+        the models table shows). When no run of the backfill is active any more, partitions
+        that a failed run of it did not build are counted as failed, as they are."""
+        shown = backfill.as_json()
+        reader = self.context.failures
+        if reader is None or reader.unknown:
+            shown["failures"] = []
+            shown["failures_unknown"] = reader.unknown if reader else "no Dagster instance"
+            return shown
+        shown["failures_unknown"] = None
+        maybe_failed = backfill.failed or backfill.in_progress or backfill.status == "FAILED"
+        failures = reader.failures(backfill.id, backfill.finished) if maybe_failed else []
+        shown["failures"] = [f.as_json() for f in failures]
+        counts = shown["partitions"]
+        stalled = len(failures) - counts["failed"]
+        if stalled > 0 and counts["in_progress"] and reader.active_runs(backfill.id) == 0:
+            moved = min(stalled, counts["in_progress"])
+            counts["failed"] += moved
+            counts["in_progress"] -= moved
+        return shown
 
     @_authenticated
     async def cancel(self, request: Request, person: Person) -> Response:
