@@ -66,7 +66,9 @@ class BackfillPlan:
 
 def partitions_of(model: Model, settings: Settings) -> TimeWindowPartitionsDefinition:
     assert model.grain is not None, f"{model.name} is not partitioned"
-    return partitions_for(model.grain, settings.partition_start, settings.timezone)
+    return partitions_for(
+        model.grain, settings.partition_start, settings.timezone, settings.partition_end
+    )
 
 
 def partition_span(model: Model, settings: Settings) -> tuple[str | None, str | None]:

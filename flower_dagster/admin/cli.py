@@ -2,6 +2,7 @@
 
 flower admin [--host H --port P]          serve the admin (docs/backfills.md)
 flower admin hash-token [--new]           the SHA-256 of a token read from stdin, or a new token
+flower admin demo-token [PERSON] --out F  a copy of the access file with a new demo token
 flower admin check                        check the access file: who may backfill which models
 flower backfill models                    my models, their grain and latest partitions
 flower backfill preview MODEL --from D --to D            its inputs check and impact, no launch
@@ -23,6 +24,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, TextIO
 
 from flower_dagster.errors import FlowerError
@@ -42,6 +44,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     admin.add_argument("--host", default=None, help="bind address (default: admin.host)")
     admin.add_argument("--port", type=int, default=None, help="port (default: admin.port)")
+    admin.add_argument(
+        "--access-file",
+        type=Path,
+        default=None,
+        help="the access file (default: admin.access_file); `make admin` uses the demo's",
+    )
     admin.set_defaults(handler=_serve)
     admin_commands = admin.add_subparsers(dest="admin_command", metavar="[ACTION]")
     hash_token = admin_commands.add_parser(
@@ -55,6 +63,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     hash_token.add_argument("--new", action="store_true", help="make a new random token")
     hash_token.set_defaults(handler=_hash_token)
+    demo = admin_commands.add_parser(
+        "demo-token",
+        help="a token for a demo author, in a copy of the access file (the tracked one unchanged)",
+        description=(
+            "Copy the access file to --out with a new token for PERSON (the rest unchanged) and "
+            "print the token. `make admin` does this for jimin and serves the copy, so the demo "
+            "can be tried without editing a tracked file. For demos only: a real token is "
+            "issued with hash-token --new and handed over through the vault."
+        ),
+    )
+    demo.add_argument("person", nargs="?", default="jimin", help="a person of the access file")
+    demo.add_argument("--out", type=Path, required=True, help="where to write the copy")
+    demo.set_defaults(handler=_demo_token)
     check = admin_commands.add_parser(
         "check", help="check the access file and print who may backfill which models"
     )
@@ -122,7 +143,7 @@ def _serve(args: argparse.Namespace) -> int:
     manifest = FlowerDbtProject.from_settings(settings).ensure_manifest()
     context = AdminContext(
         settings=settings,
-        access=access_source(admin.access_file),
+        access=access_source(args.access_file or admin.access_file),
         models=manifest_models(manifest),
         dagster=DagsterClient(admin.dagster_graphql_url),
         audit=AuditLog(admin.audit_log),
@@ -133,7 +154,8 @@ def _serve(args: argparse.Namespace) -> int:
     port = args.port or admin.port
     print(
         f"backfill admin on http://{host}:{port} (Dagster: {admin.dagster_graphql_url}; "
-        f"access: {admin.access_file}; models: {manifest}; audit: {admin.audit_log})",
+        f"access: {args.access_file or admin.access_file}; models: {manifest}; "
+        f"audit: {admin.audit_log})",
         flush=True,
     )
     # No access log: the audit log has every request, without headers. No proxy_headers: the
@@ -166,6 +188,34 @@ def _hash_token(args: argparse.Namespace) -> int:
             f"{MIN_TOKEN_LENGTH} (`flower admin hash-token --new` makes one)"
         )
     print(hash_token(token))
+    return 0
+
+
+def _demo_token(args: argparse.Namespace) -> int:
+    import yaml
+
+    from flower_dagster.admin.access import hash_token, load_access, new_token
+    from flower_dagster.settings import load_settings
+
+    source = load_settings().admin.access_file
+    access = load_access(source)
+    person = access.person_named(args.person)
+    if person is None:
+        raise FlowerError(
+            f"{args.person!r} is not in {source}; allowed: {', '.join(access.people)}"
+        )
+    raw = yaml.safe_load(source.read_text())
+    token = new_token()
+    raw["people"][person.id]["token_sha256"] = hash_token(token)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        f"# A copy of {source} for the demo: {person.id}'s token replaced by a new one.\n"
+        + yaml.safe_dump(raw, sort_keys=False)
+    )
+    load_access(args.out)  # the copy is a valid access file
+    print(f"demo author {person.id} ({person.name}, {', '.join(person.groups)}):")
+    print(f"  export {TOKEN_ENV}={token}")
+    print(f"  (sign in to the page with it; access file: {args.out})")
     return 0
 
 
