@@ -116,6 +116,12 @@ query Built($keys: [AssetKeyInput!]) {
 }"""
 
 
+_STALE = """
+query Stale($keys: [AssetKeyInput!], $partitions: [String!]) {
+  assetNodes(assetKeys: $keys) { assetKey { path } staleStatusByPartition(partitions: $partitions) }
+}"""
+
+
 class DagsterUnavailable(FlowerError):
     """Dagster did not answer, or answered with an error."""
 
@@ -275,6 +281,18 @@ class DagsterClient:
             ranges = (node.get("assetPartitionStatuses") or {}).get("ranges") or []
             statuses[name] = {f"{r['startKey']}..{r['endKey']}": r["status"] for r in ranges}
         return statuses
+
+    def unsynced(self, asset: str, partition_keys: Sequence[str]) -> set[str]:
+        """Of the asset's (materialized) partitions, those Dagster marks stale: the UI's
+        "Unsynced", built from inputs that have changed since."""
+        if not partition_keys:
+            return set()
+        variables = {"keys": [{"path": asset.split("/")}], "partitions": list(partition_keys)}
+        nodes = self.query(_STALE, variables)["assetNodes"]
+        if not nodes:
+            return set()
+        statuses = nodes[0].get("staleStatusByPartition") or []
+        return {k for k, s in zip(partition_keys, statuses, strict=False) if s == "STALE"}
 
     def built(self, assets: Sequence[str]) -> set[str]:
         """The (unpartitioned) assets of `assets` that have been materialized at least once."""

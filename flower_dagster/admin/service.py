@@ -92,6 +92,9 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
 }
 RECENT_PARTITIONS = 7
+# How far back the page's calendar of a model's partitions reaches, by grain: a week of hours,
+# a quarter of days, half a year of weeks, a year of months.
+CALENDAR_PARTITIONS = {"hourly": 168, "daily": 91, "weekly": 26, "monthly": 12}
 MAX_BODY_BYTES = 16 * 1024
 
 
@@ -421,13 +424,28 @@ class _Api:
                     "first_partition": first,
                     "last_partition": last,
                     **(
-                        {"recent": None, "counts": None}
+                        {"recent": None, "counts": None, "calendar": None}
                         if dagster_error
                         else _states(model, settings, statuses.get(name, {}))
                     ),
                 }
             )
+        if not dagster_error:
+            await run_in_threadpool(self._mark_unsynced, rows)
         return JSONResponse({"models": rows, "dagster_error": dagster_error})
+
+    def _mark_unsynced(self, rows: list[dict[str, Any]]) -> None:
+        """Built partitions of the calendar that Dagster marks stale become "unsynced"."""
+        for row in rows:
+            calendar = row.get("calendar") or []
+            built = [key for key, status in calendar if status == "materialized"]
+            try:
+                stale = self.context.dagster.unsynced(row["model"], built)
+            except DagsterUnavailable:
+                return  # the calendar without it; the statuses themselves came through
+            for cell in calendar:
+                if cell[0] in stale:
+                    cell[1] = "unsynced"
 
     @_authenticated
     async def launch(self, request: Request, person: Person) -> Response:
@@ -748,7 +766,9 @@ def _states(model: Model, settings: Settings, ranges: Mapping[str, str]) -> dict
         {"partition": key, "status": status}
         for key, status in zip(keys[-RECENT_PARTITIONS:], state[-RECENT_PARTITIONS:], strict=True)
     ]
-    return {"recent": recent, "counts": counts}
+    size = CALENDAR_PARTITIONS.get(str(model.grain), 91)
+    calendar = [[key, status] for key, status in zip(keys[-size:], state[-size:], strict=True)]
+    return {"recent": recent, "counts": counts, "calendar": calendar}
 
 
 def _audited(scope: Scope, entry: Mapping[str, Any], code: int) -> bool:
