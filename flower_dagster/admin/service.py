@@ -626,11 +626,10 @@ class _Api:
         failures = reader.failures(backfill.id, backfill.finished) if maybe_failed else []
         shown["failures"] = [f.as_json() for f in failures]
         counts = shown["partitions"]
-        stalled = len(failures) - counts["failed"]
-        if stalled > 0 and counts["in_progress"] and reader.active_runs(backfill.id) == 0:
-            moved = min(stalled, counts["in_progress"])
-            counts["failed"] += moved
-            counts["in_progress"] -= moved
+        if len(failures) > counts["failed"] and counts["in_progress"]:
+            shown["partitions"] = settled_counts(
+                counts, len(failures), reader.active_runs(backfill.id)
+            )
         return shown
 
     @_authenticated
@@ -742,6 +741,21 @@ def request_identity(person: Person, plan: BackfillPlan) -> str:
     if plan.include_inputs:
         fields.append("include_inputs")
     return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
+
+
+def settled_counts(
+    counts: Mapping[str, int], failed_by_runs: int, active_runs: int | None
+) -> dict[str, int]:
+    """Dagster's partition counts of a backfill, with the partitions its failed runs did not
+    build counted as failed once no run of it is active (Dagster's own count says in progress
+    until its daemon looks again). With runs still active, or unknown, the counts stay."""
+    settled = dict(counts)
+    if active_runs != 0:
+        return settled
+    moved = min(max(failed_by_runs - settled["failed"], 0), settled["in_progress"])
+    settled["failed"] += moved
+    settled["in_progress"] -= moved
+    return settled
 
 
 def _launched_by(backfill: BackfillStatus, person: Person) -> bool:
