@@ -144,6 +144,12 @@ def _env(args: argparse.Namespace) -> int:
         ("writes to", _writes_to(target)),
         ("batch hour", f"{settings.schedule_hour:02d}:00 {settings.timezone}"),
         ("partitions start", settings.partition_start.isoformat()),
+        (
+            "partitions end",
+            settings.partition_end.isoformat()
+            if settings.partition_end
+            else "none: up to the last ended window",
+        ),
         ("schedules", on(environment.schedules)),
         (
             "automation",

@@ -37,6 +37,7 @@ def test_flower_env_says_the_environment_is_the_default_when_flower_env_is_not_s
     unset = _flower("env", env=_clean_env())
     assert unset.returncode == 0, unset.stderr
     assert "dev (the default: FLOWER_ENV is not set)" in unset.stdout
+    assert "none: up to the last ended window" in unset.stdout
     assert "(FLOWER_ENV)" not in unset.stdout.replace("FLOWER_ENV is not set", "")
     chosen = _flower("env", env=_clean_env(FLOWER_ENV="stage"))
     assert "stage (FLOWER_ENV)" in chosen.stdout
