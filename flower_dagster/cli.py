@@ -2,7 +2,7 @@
 
 flower prepare               parse the dbt project, check every model's flower config
 flower env                   the resolved settings: environment, dbt target, hour, what is on
-flower models                list the models with their grain and partition column
+flower models                list the models with their grain, partition column and what runs them
 flower impact MODEL PARTITION...  what a repair of those partitions will re-run, what blocks it
 flower demo load [--duckdb]  (re)load the demo warehouse's raw data
 flower demo run              the repair story, told by the real Dagster daemon
@@ -186,19 +186,22 @@ def _writes_to(target: TargetInfo | FlowerError) -> str:
 def _models(args: argparse.Namespace) -> int:
     from flower_dagster.dbt.models import read_grains
     from flower_dagster.dbt.project import FlowerDbtProject
+    from flower_dagster.schedules import trigger_of
 
-    project = FlowerDbtProject.from_settings(load_settings())
+    settings = load_settings()
+    project = FlowerDbtProject.from_settings(settings)
     manifest = project.load_manifest()
     rows = [
         (
             node.name,
             node.grain.value if node.grain else "-",
             node.partition_column or "-",
+            trigger_of(node, settings.schedule_hour, settings.timezone),
             manifest["nodes"][uid].get("original_file_path", ""),
         )
         for uid, node in sorted(read_grains(manifest).items(), key=lambda item: item[1].name)
     ]
-    header = ("model", "grain", "partition column", "file")
+    header = ("model", "grain", "partition column", "runs by", "file")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())

@@ -1,13 +1,16 @@
 """Schedules that follow the batch hour of flower.yaml.
 
-Clock-driven models are the partitioned models that read no partitioned model (the ones fed by
-sources and staging: `fct_orders`, `fct_sessions`). At HH:00 in the configured time zone the
-daily ones run for the partition that has just closed (yesterday); hourly ones run every hour for
-the hour that has just closed. Roll-ups (weekly, monthly, a daily built from a daily) are not
-clock-driven: the repair rule runs them once their window is complete.
+Clock-driven models are the partitioned models that read no partitioned model (fed only by
+sources and unpartitioned models: `fct_orders`, `fct_sessions`). Nothing else would ever run
+them: the repair rule follows partitioned parents, and they have none. Each runs at the batch
+hour for the partition that has just closed: hourly ones every hour for the hour before, daily
+ones at HH:00 for yesterday, weekly ones at HH:00 on Mondays for last week (weeks start on
+Monday), monthly ones at HH:00 on the 1st for last month. Roll-ups (models with partitioned
+parents) are not clock-driven: the repair rule runs them once their window is complete.
 
-A model may take another hour with `meta.flower.schedule_hour`; each hour in use gets its own
-schedule, named for what it runs and when: `daily_models_0700_kst`.
+A model may take another hour with `meta.flower.schedule_hour`; each (grain, hour) in use gets
+its own schedule, named for what it runs and when: `daily_models_0700_kst`,
+`weekly_models_0700_kst`.
 
 A schedule targets its models as an asset selection, Dagster's public way to schedule assets:
 Dagster makes each schedule a job of those models (`__anonymous_asset_job_<schedule name>`, a
@@ -37,7 +40,15 @@ from flower_dagster.dbt.models import NodeGrain
 from flower_dagster.partitions import Grain, partitions_for
 from flower_dagster.settings import Settings
 
-CLOCK_DRIVEN_GRAINS = (Grain.HOURLY, Grain.DAILY)
+# When each grain's partition closes, as a cron (minute, hour, day of month, month, weekday)
+# with the batch hour in it: weeks close on Monday 00:00 (partitions.py), months on the 1st.
+_CRON = {
+    Grain.DAILY: "0 {hour} * * *",
+    Grain.WEEKLY: "0 {hour} * * 1",
+    Grain.MONTHLY: "0 {hour} 1 * *",
+}
+_WINDOW = {Grain.HOURLY: "hour", Grain.DAILY: "day", Grain.WEEKLY: "week", Grain.MONTHLY: "month"}
+_WHEN = {Grain.DAILY: "", Grain.WEEKLY: " on Mondays", Grain.MONTHLY: " on the 1st"}
 
 
 def zone_label(timezone: str) -> str:
@@ -58,12 +69,35 @@ def clock_driven_models(
     """(grain, hour) -> the unique ids of the models a schedule at that hour runs."""
     groups: dict[tuple[Grain, int | None], list[str]] = defaultdict(list)
     for uid, node in grains.items():
-        if node.grain not in CLOCK_DRIVEN_GRAINS or node.is_rollup:
+        if node.grain is None or node.is_rollup:
             continue
-        own = node.schedule_hour
-        hour = None if node.grain is Grain.HOURLY else (default_hour if own is None else own)
-        groups[(node.grain, hour)].append(uid)
+        groups[(node.grain, _hour_of(node, default_hour))].append(uid)
     return {key: sorted(uids) for key, uids in sorted(groups.items(), key=lambda kv: str(kv[0]))}
+
+
+def cron_of(grain: Grain, hour: int | None) -> str:
+    """`0 7 * * 1` for weekly models at 07:00; `0 * * * *` (every hour) for hourly ones."""
+    if grain is Grain.HOURLY or hour is None:
+        return "0 * * * *"
+    return _CRON[grain].format(hour=hour)
+
+
+def trigger_of(node: NodeGrain, default_hour: int, timezone: str) -> str:
+    """How a model is run, as `flower models` shows it: its schedule, the repair rule, or a
+    person (an unpartitioned model is built by hand or with a run that selects it)."""
+    if node.grain is None:
+        return "by hand (unpartitioned)"
+    if node.is_rollup:
+        parents = ", ".join(sorted(uid.split(".")[-1] for uid in node.partitioned_parents))
+        return f"repair rule, from {parents}"
+    return f"schedule {schedule_name(node.grain, _hour_of(node, default_hour), timezone)}"
+
+
+def _hour_of(node: NodeGrain, default_hour: int) -> int | None:
+    """The hour a clock-driven model's schedule runs at; None for hourly models (every hour)."""
+    if node.grain is Grain.HOURLY:
+        return None
+    return default_hour if node.schedule_hour is None else node.schedule_hour
 
 
 def partition_closed_at(
@@ -92,8 +126,8 @@ def describe(grain: Grain, hour: int | None, timezone: str, names: list[str]) ->
     Past five models the rest is counted, not listed: the description is shown on one line."""
     shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
     return (
-        f"Runs {shown} for the {'hour' if grain is Grain.HOURLY else 'day'} that has just closed, "
-        + ("every hour" if hour is None else f"at {hour:02d}:00")
+        f"Runs {shown} for the {_WINDOW[grain]} that has just closed, "
+        + ("every hour" if hour is None else f"at {hour:02d}:00{_WHEN[grain]}")
         + f" {timezone}."
     )
 
@@ -135,7 +169,7 @@ def build_schedules(
         schedules.append(
             ScheduleDefinition(
                 name=schedule_name(grain, hour, settings.timezone),
-                cron_schedule="0 * * * *" if hour is None else f"0 {hour} * * *",
+                cron_schedule=cron_of(grain, hour),
                 execution_timezone=settings.timezone,
                 target=AssetSelection.assets(*keys),
                 execution_fn=run_closed_partition,

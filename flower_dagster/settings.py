@@ -122,6 +122,11 @@ ALLOWED: dict[str, str] = {
     "admin-audit.jsonl",
     "admin.trust_proxy_header": "an HTTP header name set by an authenticating proxy, e.g. "
     "X-Forwarded-User (or leave it out: tokens only)",
+    "lint": "a mapping with select, ignore and per_file_ignores (docs/lint.md)",
+    "lint.select": "a list of lint rule codes or prefixes, e.g. [FL001, FL003] or [FL]",
+    "lint.ignore": "a list of lint rule codes or prefixes, e.g. [FL006]",
+    "lint.per_file_ignores": "a mapping of path globs to rule codes, e.g. "
+    "{'models/legacy/*': [FL006]}",
     "admin.trusted_proxies": "a list of the authenticating proxy's IP addresses or networks, "
     "e.g. [10.0.4.7, 10.0.8.0/24]; required with admin.trust_proxy_header",
 }
@@ -325,6 +330,15 @@ class AdminSettings(_Strict):
         return value
 
 
+class LintSettings(_Strict):
+    """The lint section: which `flower lint` rules run, and where not (docs/lint.md). Codes are
+    checked against the rule catalog when the lint runs (flower_dagster/lint/selection.py)."""
+
+    select: list[str] | None = None  # None: every rule
+    ignore: list[str] = Field(default_factory=list)
+    per_file_ignores: dict[str, list[str]] = Field(default_factory=dict)
+
+
 def _default_environments() -> dict[str, dict[str, Any]]:
     return {"dev": {}, "stage": {}, "prod": {"schedules": True, "alerts": True}}
 
@@ -348,6 +362,8 @@ class Settings(_Strict):
     # Optional: without an alerts section no alert is sent (flower_dagster/alerts).
     alerts: AlertSettings | None = None
     admin: AdminSettings = Field(default_factory=dict, validate_default=True)
+    # Optional: without it every lint rule runs (or pyproject's [tool.flower.lint] says).
+    lint: LintSettings | None = None
 
     # Resolved by load_settings, not keys of the file (see FILE_KEYS).
     environment: Environment = Field(default_factory=Environment)
@@ -414,6 +430,7 @@ FILE_KEYS = (
     "environments",
     "alerts",
     "admin",
+    "lint",
 )
 
 

@@ -18,12 +18,14 @@ from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import ModuleTarget
 from dagster._scheduler.scheduler import launch_scheduled_runs
 
-from flower_dagster.dbt.models import NodeGrain
+from flower_dagster.dbt.models import NodeGrain, read_grains
+from flower_dagster.dbt.project import FlowerDbtProject
 from flower_dagster.defs.dbt import dbt_definitions
 from flower_dagster.partitions import Grain
-from flower_dagster.schedules import clock_driven_models, describe, schedule_name
+from flower_dagster.schedules import clock_driven_models, describe, schedule_name, trigger_of
 from flower_dagster.settings import Environment, load_settings
 from tests.conftest import make_instance
+from tests.test_own_projects import write_project
 
 SEOUL = ZoneInfo("Asia/Seoul")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -160,6 +162,8 @@ def test_only_models_fed_by_sources_are_clock_driven_and_a_model_can_take_its_ow
         (Grain.HOURLY, None): ["model.p.clicks"],
     }
     assert schedule_name(Grain.DAILY, 5, "Asia/Seoul") == "daily_models_0500_kst"
+    assert trigger_of(grains["model.p.weekly"], 7, "Asia/Seoul") == "repair rule, from orders"
+    assert trigger_of(grains["model.p.early_orders"], 7, "UTC") == "schedule daily_models_0500_utc"
     assert schedule_name(Grain.HOURLY, None, "Asia/Seoul") == "hourly_models_every_hour_kst"
 
 
@@ -242,6 +246,9 @@ def test_a_schedule_evaluated_by_hand_without_a_tick_time_runs_the_day_closed_no
 
 
 def test_a_description_names_five_models_and_counts_the_rest():
+    assert describe(Grain.MONTHLY, 8, "Asia/Seoul", ["m"]) == (
+        "Runs m for the month that has just closed, at 08:00 on the 1st Asia/Seoul."
+    )
     names = [f"m{i}" for i in range(7)]
     assert describe(Grain.DAILY, 7, "Asia/Seoul", names[:2]) == (
         "Runs m0, m1 for the day that has just closed, at 07:00 Asia/Seoul."
@@ -249,3 +256,77 @@ def test_a_description_names_five_models_and_counts_the_rest():
     assert describe(Grain.HOURLY, None, "UTC", names) == (
         "Runs m0, m1, m2, m3, m4 and 2 more for the hour that has just closed, every hour UTC."
     )
+
+
+SOURCE_FED_PROJECT = {
+    "models/sources.yml": """
+        sources:
+          - name: raw
+            tables: [{name: visits}]
+    """,
+    "models/regions.sql": "select 'KR' as region",
+    # Weekly, fed only by a source; monthly, fed only by an unpartitioned model.
+    "models/weekly_visits.sql": """
+        select count(*) as visits, cast(date_trunc('week', visited_at) as date) as week_start
+        from {{ source('raw', 'visits') }}
+        where {{ flower_in_window('visited_at') }}
+        group by 2
+    """,
+    "models/monthly_regions.sql": """
+        select region, cast('2024-01-01' as date) as month_start from {{ ref('regions') }}
+    """,
+    "models/models.yml": """
+        models:
+          - name: weekly_visits
+            config:
+              materialized: incremental
+              meta: {flower: {partition: weekly, partition_column: week_start}}
+          - name: monthly_regions
+            config:
+              materialized: incremental
+              meta: {flower: {partition: monthly, partition_column: month_start, schedule_hour: 5}}
+    """,
+    "macros/flower_in_window.sql": """
+        {% macro flower_in_window(column) %}(1 = 1){% endmacro %}
+    """,
+}
+
+
+def test_weekly_and_monthly_models_fed_only_by_sources_run_when_their_window_closes(
+    tmp_path, monkeypatch
+):
+    """Nothing else would run them (the repair rule follows partitioned parents): a schedule per
+    grain at the batch hour asks for the week (on Monday) or month (on the 1st) just closed."""
+    project = write_project(tmp_path / "shop", SOURCE_FED_PROJECT, tmp_path / "shop.duckdb")
+    monkeypatch.setenv("FLOWER_DBT_PROJECT_DIR", str(project))
+    monkeypatch.delenv("FLOWER_DBT_TARGET", raising=False)
+    settings = load_settings()
+    FlowerDbtProject.from_settings(settings).parse()
+    defs = dbt_definitions(settings)
+
+    weekly = defs.get_schedule_def("weekly_models_0700_kst")
+    assert (weekly.cron_schedule, weekly.execution_timezone) == ("0 7 * * 1", "Asia/Seoul")
+    assert weekly.description == (
+        "Runs weekly_visits for the week that has just closed, at 07:00 on Mondays Asia/Seoul."
+    )
+    # Monday 2024-01-15 07:00 KST (Sunday 22:00 UTC): the week of Monday 2024-01-08 has closed.
+    assert _tick(defs, weekly.name, datetime(2024, 1, 15, 7, tzinfo=SEOUL)) == [
+        ("2024-01-08", {AssetKey("weekly_visits")})
+    ]
+    assert _tick(defs, weekly.name, datetime(2025, 1, 6, 7, tzinfo=SEOUL)) == [
+        ("2024-12-30", {AssetKey("weekly_visits")})
+    ]
+    # The model's own hour: 05:00 on the 1st, for the month before (February of a leap year).
+    monthly = defs.get_schedule_def("monthly_models_0500_kst")
+    assert monthly.cron_schedule == "0 5 1 * *"
+    assert _tick(defs, monthly.name, datetime(2024, 3, 1, 5, tzinfo=SEOUL)) == [
+        ("2024-02-01", {AssetKey("monthly_regions")})
+    ]
+
+    grains = read_grains(FlowerDbtProject.from_settings(settings).load_manifest())
+    by_name = {node.name: node for node in grains.values()}
+    assert {name: trigger_of(by_name[name], 7, "Asia/Seoul") for name in by_name} == {
+        "regions": "by hand (unpartitioned)",
+        "weekly_visits": "schedule weekly_models_0700_kst",
+        "monthly_regions": "schedule monthly_models_0500_kst",
+    }

@@ -37,8 +37,9 @@ from flower_dagster._compat import (
     DAGSTER_DBT_UNIQUE_ID_METADATA_KEY,
 )
 from flower_dagster.automation import repair_condition
+from flower_dagster.dbt.guard import guarded_dbt_executable
 from flower_dagster.dbt.models import NodeGrain, grain_selector
-from flower_dagster.dbt.project import FlowerDbtProject, dbt_executable
+from flower_dagster.dbt.project import FlowerDbtProject
 from flower_dagster.dbt.run import run_dbt_build
 from flower_dagster.dbt.translator import FlowerTranslator
 from flower_dagster.inputs import INPUTS_CHECK_NAME
@@ -246,6 +247,7 @@ def dbt_resource(project: FlowerDbtProject) -> DbtCliResource:
         project_dir=project.dagster_project,
         profiles_dir=str(project.profiles_dir) if project.profiles_dir else None,
         target=project.target,
-        # The dbt beside this Python, so it works without the venv on PATH.
-        dbt_executable=dbt_executable(),
+        # dbt through `flower-dbt` (beside this Python, so it works without the venv on PATH):
+        # a dbt that dies with its run worker, never writing for a run Dagster ended.
+        dbt_executable=guarded_dbt_executable(),
     )

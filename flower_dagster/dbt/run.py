@@ -36,6 +36,7 @@ from dagster_dbt import DbtCliInvocation, DbtCliResource
 from flower_dagster._compat import DAGSTER_DBT_UNIQUE_ID_METADATA_KEY
 from flower_dagster.dagster_tags import BACKFILL_ID_TAG
 from flower_dagster.dbt.profile import resolve_target
+from flower_dagster.dbt.selection import INDIRECT_SELECTION_ENV
 from flower_dagster.dbt.versions import (
     PartitionReport,
     input_provenance,
@@ -69,10 +70,10 @@ def run_dbt_build(
         return  # only source checks were asked for
 
     # An unpartitioned step clears any window left in the environment: it builds everything.
-    env = {WINDOW_START_ENV: "", WINDOW_END_ENV: ""}
+    env = {WINDOW_START_ENV: "", WINDOW_END_ENV: "", **INDIRECT_SELECTION_ENV}
     if is_partitioned(context):
         window = context.partition_time_window
-        env = window_env(window.start, window.end)
+        env = {**window_env(window.start, window.end), **INDIRECT_SELECTION_ENV}
         context.log.info(
             f"dbt build for partitions {_range_label(context)}: window "
             f"[{env[WINDOW_START_ENV]}, {env[WINDOW_END_ENV]})"

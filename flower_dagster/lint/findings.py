@@ -6,7 +6,7 @@ wrong and a right example of each.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -97,10 +97,12 @@ class Finding:
     col: int
     rule: str
     message: str
+    # A hint for this finding when the rule's general one would not help (a misspelt grain).
+    fix: str | None = field(default=None, compare=False)
 
     @property
     def hint(self) -> str:
-        return RULES[self.rule].hint
+        return self.fix or RULES[self.rule].hint
 
     @property
     def title(self) -> str:

@@ -11,7 +11,7 @@ keys, which PyYAML would otherwise silently drop (the team's "YAML conflicts").
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,17 +64,26 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> LineDict:
+    # Keys written in the mapping itself; keys merged in with `<<: *anchor` may be overridden
+    # there (that is what merge keys are for), so only a key written twice is a duplicate.
+    written = {id(key_node) for key_node, _ in node.value if key_node.tag != _MERGE_TAG}
     loader.flatten_mapping(node)
     mapping = LineDict()
     mapping.line = node.start_mark.line + 1
+    seen_written: set[Any] = set()
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if isinstance(key, list):
             key = tuple(key)
-        if key in mapping:
-            loader.duplicates.append((str(key), key_node.start_mark.line + 1))
+        if id(key_node) in written:
+            if key in seen_written:
+                loader.duplicates.append((str(key), key_node.start_mark.line + 1))
+            seen_written.add(key)
         mapping[key] = loader.construct_object(value_node, deep=True)
     return mapping
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
@@ -115,6 +124,16 @@ class Model:
         return config
 
 
+@dataclass(frozen=True)
+class Package:
+    """An installed package (`dbt deps` puts it in dbt_packages/): its macros and its nodes."""
+
+    name: str
+    root: Path
+    macro_files: list[MacroFile]
+    nodes: frozenset[str]  # models, seeds and snapshots: what `ref()` may name
+
+
 @dataclass
 class Project:
     root: Path
@@ -127,6 +146,26 @@ class Project:
     group_owners: dict[str, Any]
     findings: list[Finding] = field(default_factory=list)  # YAML problems found while reading
     unreadable: set[Path] = field(default_factory=set)  # YAML files that could not be loaded
+    # Other ref() targets of the project: seeds, snapshots, versioned models' names.
+    other_nodes: set[str] = field(default_factory=set)
+    packages: dict[str, Package] = field(default_factory=dict)
+    # packages.yml/dependencies.yml names packages that are not installed: refs cannot be known.
+    packages_missing: bool = False
+    # dbt_project.yml's `dispatch:`: macro namespace -> the packages to search, in order.
+    dispatch: dict[str, list[str]] = field(default_factory=dict)
+
+    def ref_target(self, package: str | None, name: str) -> bool | None:
+        """Whether `ref([package,] name)` names a node dbt knows; None when it cannot be told."""
+        if package is None or package == self.name:
+            if name in self.models or name in self.other_nodes:
+                return True
+            if package is None and any(name in p.nodes for p in self.packages.values()):
+                return True
+        elif package in self.packages:
+            return name in self.packages[package].nodes
+        else:
+            return None  # another project (dbt mesh) or a package that is not installed
+        return None if self.packages_missing else False
 
 
 def merge_config(base: Mapping[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
@@ -177,8 +216,11 @@ def conflict_findings(path: Path, text: str) -> list[Finding]:
     ]
 
 
-def load_project(root: Path) -> Project:
-    """Read a dbt project's models, properties files, macros and dbt_project.yml."""
+def load_project(root: Path, cli_vars: Mapping[str, Any] | None = None) -> Project:
+    """Read a dbt project's models, properties files, macros, dbt_project.yml and packages.
+
+    `cli_vars` are dbt's `--vars`: they win over dbt_project.yml's `vars:`.
+    """
     from flower_dagster.lint.errors import LintError
 
     root = root.resolve()
@@ -194,10 +236,18 @@ def load_project(root: Path) -> Project:
     model_paths = [root / p for p in project_data.get("model-paths") or ["models"]]
     macro_paths = [root / p for p in project_data.get("macro-paths") or ["macros"]]
     models_tree = (project_data.get("models") or {}).get(name) or {}
+    install_path = root / str(project_data.get("packages-install-path") or "dbt_packages")
+    packages = _installed_packages(install_path)
+    declared = _declared_packages(root)
     raw_vars = project_data.get("vars") or {}
-    project_vars = {k: v for k, v in raw_vars.items() if not isinstance(v, Mapping)}
+    raw_vars = raw_vars if isinstance(raw_vars, Mapping) else {}
+    # A mapping under `vars:` named after a package is that package's scope; any other key is a
+    # global var, whatever its value (dbt's rule).
+    scopes = {name, *packages, *declared}
+    project_vars = {str(k): v for k, v in raw_vars.items() if str(k) not in scopes}
     if isinstance(raw_vars.get(name), Mapping):
         project_vars.update(raw_vars[name])
+    project_vars.update(cli_vars or {})
 
     models: dict[str, Model] = {}
     yaml_files: list[YamlFile] = []
@@ -216,6 +266,7 @@ def load_project(root: Path) -> Project:
 
     group_owners: dict[str, Any] = {}
     seen: dict[str, Properties] = {}
+    other_nodes = _seeds_and_snapshots(root, project_data, yaml_files)
     for yaml_file in yaml_files:
         if not isinstance(yaml_file.data, Mapping):
             continue
@@ -242,7 +293,14 @@ def load_project(root: Path) -> Project:
                 )
                 continue
             seen[model_name] = properties
-            if model_name in models:
+            versions = _version_files(entry)
+            if versions:
+                # A versioned model is files <name>_v<N>.sql (or `defined_in`); ref() names it.
+                other_nodes.add(model_name)
+                for file_name in versions:
+                    if file_name in models and models[file_name].properties is None:
+                        models[file_name].properties = properties
+            elif model_name in models:
                 models[model_name].properties = properties
             else:
                 findings.append(
@@ -272,7 +330,107 @@ def load_project(root: Path) -> Project:
         group_owners=group_owners,
         findings=findings,
         unreadable={yaml_file.path for yaml_file in yaml_files if yaml_file.data is None},
+        other_nodes=other_nodes,
+        packages=packages,
+        packages_missing=bool(set(declared) - set(packages)) or (bool(declared) and not packages),
+        dispatch=_dispatch(project_data),
     )
+
+
+_SNAPSHOT_BLOCK = re.compile(r"\{%-?\s*snapshot\s+(\w+)\s*-?%\}")
+
+
+def _seeds_and_snapshots(
+    root: Path, project_data: Mapping[str, Any], yaml_files: Sequence[YamlFile] = ()
+) -> set[str]:
+    """The seeds (CSV files) and snapshots (`{% snapshot %}` blocks, YAML `snapshots:`)."""
+    nodes = {
+        path.stem
+        for folder in project_data.get("seed-paths") or ["seeds"]
+        for path in _files(root / folder, (".csv",))
+    }
+    snapshot_yaml: list[Any] = [yaml_file.data for yaml_file in yaml_files]
+    for folder in project_data.get("snapshot-paths") or ["snapshots"]:
+        for path in _files(root / folder, (".sql",)):
+            nodes.update(_SNAPSHOT_BLOCK.findall(path.read_text(encoding="utf-8")))
+        for path in _files(root / folder, (".yml", ".yaml")):
+            try:
+                snapshot_yaml.append(yaml.load(path.read_text(encoding="utf-8"), _BaseLoader))
+            except yaml.YAMLError:
+                continue
+    for data in snapshot_yaml:
+        if isinstance(data, Mapping):
+            for entry in data.get("snapshots") or []:
+                if isinstance(entry, Mapping) and entry.get("name"):
+                    nodes.add(str(entry["name"]))
+    return nodes
+
+
+def _version_files(entry: Mapping[str, Any]) -> list[str]:
+    """The model files of a versioned model's entry (`versions:`), by dbt's naming."""
+    versions = entry.get("versions")
+    if not isinstance(versions, list):
+        return []
+    name = str(entry["name"])
+    files = []
+    for version in versions:
+        if isinstance(version, Mapping) and version.get("v") is not None:
+            files.append(str(version.get("defined_in") or f"{name}_v{version['v']}"))
+    return files
+
+
+def _declared_packages(root: Path) -> list[str]:
+    """What packages.yml/dependencies.yml ask `dbt deps` for (by the last part of the name)."""
+    declared = []
+    for file_name in ("packages.yml", "dependencies.yml"):
+        path = root / file_name
+        if not path.is_file():
+            continue
+        try:
+            data = yaml.load(path.read_text(encoding="utf-8"), _BaseLoader)
+        except yaml.YAMLError:
+            continue
+        for entry in (data or {}).get("packages") or [] if isinstance(data, Mapping) else []:
+            if isinstance(entry, Mapping):
+                spec = entry.get("package") or entry.get("git") or entry.get("local") or ""
+                declared.append(re.sub(r"\.git$", "", str(spec).rstrip("/")).split("/")[-1])
+    return declared
+
+
+def _installed_packages(install_path: Path) -> dict[str, Package]:
+    """The packages `dbt deps` installed: each folder of dbt_packages/ with a dbt_project.yml."""
+    packages: dict[str, Package] = {}
+    if not install_path.is_dir():
+        return packages
+    for folder in sorted(install_path.iterdir()):
+        project_file = folder / "dbt_project.yml"
+        if not project_file.is_file():
+            continue
+        try:
+            data = yaml.load(project_file.read_text(encoding="utf-8"), _BaseLoader)
+        except yaml.YAMLError:
+            continue
+        data = data if isinstance(data, Mapping) else {}
+        name = str(data.get("name") or folder.name)
+        nodes = _seeds_and_snapshots(folder, data)
+        for model_path in data.get("model-paths") or ["models"]:
+            nodes.update(path.stem for path in _files(folder / model_path, (".sql", ".py")))
+        macro_files = [
+            MacroFile(str(path), path.read_text(encoding="utf-8"))
+            for macro_path in data.get("macro-paths") or ["macros"]
+            for path in sorted(_files(folder / macro_path, (".sql",)))
+        ]
+        packages[name] = Package(name, folder, macro_files, frozenset(nodes))
+    return packages
+
+
+def _dispatch(project_data: Mapping[str, Any]) -> dict[str, list[str]]:
+    dispatch: dict[str, list[str]] = {}
+    for entry in project_data.get("dispatch") or []:
+        if isinstance(entry, Mapping) and entry.get("macro_namespace"):
+            order = entry.get("search_order") or []
+            dispatch[str(entry["macro_namespace"])] = [str(name) for name in order]
+    return dispatch
 
 
 def _files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:

@@ -19,6 +19,7 @@ and kept as a map from offsets in the rendered SQL to lines of the file.
 
 from __future__ import annotations
 
+import ast
 import bisect
 import datetime
 import itertools
@@ -42,9 +43,6 @@ MACRO_PREFIX = "__flower_macro_"
 _ANCHOR_OPEN = "\ue000"
 _ANCHOR_CLOSE = "\ue001"
 _ANCHOR = re.compile(f"{_ANCHOR_OPEN}(\\d+){_ANCHOR_CLOSE}")
-_JINJA_TAG = re.compile(
-    r"\{\{.*?\}\}|\{%-?\s*raw\s*-?%\}.*?\{%-?\s*endraw\s*-?%\}|\{%.*?%\}|\{#.*?#\}", re.S
-)
 # A macro that renders a whole query where a CTE body or a subquery is expected.
 _QUERY_PLACEHOLDER = re.compile(
     rf"(\b(?:as|from|join)\s*\(\s*)({MACRO_PREFIX}\w+)(\s*\))", re.IGNORECASE
@@ -59,9 +57,10 @@ ADAPTER_TYPES = {"duckdb": "duckdb", "spark": "spark", "databricks": "databricks
 class RenderError(Exception):
     """The model's Jinja cannot be rendered; `line` is a line of the original file (or None)."""
 
-    def __init__(self, message: str, line: int | None):
+    def __init__(self, message: str, line: int | None, config: Mapping[str, Any] | None = None):
         super().__init__(message)
         self.line = line
+        self.config = dict(config or {})  # what `config(...)` said before the error
 
 
 @dataclass(frozen=True)
@@ -71,6 +70,7 @@ class RelationCall:
     kind: str  # "ref" | "source" | "this"
     name: str  # the model name; "source.table" for a source
     marker: str
+    package: str | None = None  # a two-argument ref's package (or project)
 
 
 @dataclass
@@ -98,14 +98,56 @@ def mark_lines(template: str) -> str:
     out: list[str] = []
     line = 1
     position = 0
-    for match in _JINJA_TAG.finditer(template):
-        line = _mark_text(template[position : match.start()], line, out)
-        tag = match.group(0)
+    for start, end in _jinja_tags(template):
+        line = _mark_text(template[position:start], line, out)
+        tag = template[start:end]
         out.append(tag)
         line += tag.count("\n")
-        position = match.end()
+        position = end
     _mark_text(template[position:], line, out)
     return "".join(out)
+
+
+_RAW_BLOCK = re.compile(r"\{%-?\s*raw\s*-?%\}.*?\{%-?\s*endraw\s*-?%\}", re.S)
+
+
+def _jinja_tags(template: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of each Jinja tag, comment and raw block. A tag ends at the first `}}` or
+    `%}` outside its string literals (`post_hook="{{ macro() }}"` stays inside its tag)."""
+    position = 0
+    length = len(template)
+    while True:
+        start = template.find("{", position)
+        if start < 0 or start + 1 >= length:
+            return
+        kind = template[start + 1]
+        if kind == "#":
+            end = template.find("#}", start + 2)
+            end = length if end < 0 else end + 2
+        elif kind == "%" and (raw := _RAW_BLOCK.match(template, start)):
+            end = raw.end()
+        elif kind in "{%":
+            closing = "}}" if kind == "{" else "%}"
+            end = index = start + 2
+            quote = None
+            while index < length:
+                char = template[index]
+                if quote:
+                    if char == "\\":
+                        index += 1
+                    elif char == quote:
+                        quote = None
+                elif char in "'\"":
+                    quote = char
+                elif template.startswith(closing, index):
+                    break
+                index += 1
+            end = min(index + 2, length)
+        else:
+            position = start + 1
+            continue
+        yield start, end
+        position = end
 
 
 def _mark_text(text: str, line: int, out: list[str]) -> int:
@@ -183,8 +225,12 @@ class _Unknown(jinja2.ChainableUndefined):
         return ""
 
 
-class _Relation:
-    """What `ref()`/`source()`/`this` return: prints as its marker, has a relation's attributes."""
+class _Relation(Mapping[str, Any]):
+    """What `ref()`/`source()`/`this` return: prints as its marker, has a relation's attributes.
+
+    A mapping with `metadata.type` ending in "Relation", as dbt's relations are: packages check
+    that (dbt_utils' `_is_relation`) before they introspect one.
+    """
 
     def __init__(self, marker: str, identifier: str, schema: str = "main"):
         self.marker = marker
@@ -194,19 +240,51 @@ class _Relation:
         self.type = "table"
         self.is_table = True
         self.is_view = False
+        self._fields = {
+            "metadata": {"type": "FlowerRelation"},
+            "path": {"database": self.database, "schema": schema, "identifier": identifier},
+            "type": self.type,
+        }
+
+    def __getitem__(self, key: str) -> Any:
+        return self._fields[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
 
     def __str__(self) -> str:
-        return self.marker
+        # dbt prints a quoted relation ("db"."schema"."name"), which SQL reads even right after
+        # a keyword (`left join{{ ref('x') }}`); a bare marker would join the keyword.
+        return f" {self.marker}"
 
     __html__ = __str__
 
     def render(self) -> str:
-        return self.marker
+        return str(self)
 
     def include(self, *args: Any, **kwargs: Any) -> _Relation:
         return self
 
     quote = incorporate = include
+
+    __hash__ = object.__hash__
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+
+class _RelationApi:
+    """`api.Relation.create(...)`: a relation a macro builds by name, at run time. It prints as
+    a placeholder the rules ignore (which table it is depends on the warehouse)."""
+
+    def create(
+        self, database: Any = None, schema: Any = None, identifier: Any = None, **kwargs: Any
+    ) -> _Relation:
+        name = str(identifier or "relation")
+        return _Relation(MACRO_PREFIX + re.sub(r"\W", "_", f"relation_{name}"), name, str(schema))
 
 
 class _Config:
@@ -259,7 +337,7 @@ class _Adapter:
         self._renderer = renderer
 
     def dispatch(self, name: str, macro_namespace: str | None = None) -> Any:
-        return self._renderer.dispatch(name)
+        return self._renderer.dispatch(name, macro_namespace)
 
     def quote(self, identifier: Any) -> str:
         quote = "`" if self._renderer.adapter_type in ("spark", "databricks") else '"'
@@ -268,6 +346,8 @@ class _Adapter:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
+        if name in WAREHOUSE_ADAPTER_METHODS:
+            return self._renderer._warehouse(f"adapter.{name}", None)
         return lambda *args, **kwargs: None
 
 
@@ -291,10 +371,13 @@ def _sql_list(value: Any) -> str:
 
 
 # dbt's cross-database macros (`dbt.date_trunc(...)` and friends), approximated: what matters is
-# that the result parses as the same kind of SQL (an expression or a type).
+# that the result parses as the same kind of SQL (an expression or a type). The parameters are
+# named as dbt names them, so that keyword calls (`first_date=...`) work.
 _DBT_BUILTINS: dict[str, Callable[..., str]] = {
     "date_trunc": lambda datepart, date: f"date_trunc('{datepart}', {date})",
-    "datediff": lambda first, second, datepart: f"date_diff('{datepart}', {first}, {second})",
+    "datediff": lambda first_date, second_date, datepart: (
+        f"date_diff('{datepart}', {first_date}, {second_date})"
+    ),
     "dateadd": lambda datepart, interval, from_date_or_timestamp: (
         f"({from_date_or_timestamp} + interval ({interval}) {datepart})"
     ),
@@ -337,8 +420,72 @@ class MacroFile:
     text: str
 
 
+class NeedsWarehouse(Exception):
+    """Rendering reached a call that only a warehouse connection can answer."""
+
+    def __init__(self, macro: str, primitive: str):
+        super().__init__(f"{macro} needs the warehouse")
+        self.macro = macro
+        self.primitive = primitive
+
+
+# What a macro can only do with a connection: read the warehouse's catalog or run a query.
+WAREHOUSE_ADAPTER_METHODS = frozenset(
+    {
+        "get_columns_in_relation",
+        "get_relation",
+        "get_missing_columns",
+        "list_relations",
+        "list_relations_without_caching",
+        "list_schemas",
+        "check_schema_exists",
+        "get_columns_in_query",
+        "execute",
+        "expand_target_column_types",
+    }
+)
+WAREHOUSE_FUNCTIONS = frozenset({"run_query", "statement", "load_result"})
+# An adapter's macros fall back to its parent adapter's before `default__` (dbt's dispatch).
+PARENT_ADAPTERS = {"databricks": ("spark",), "redshift": ("postgres",)}
+_MISSING = object()
+
+
+class _Scope(Mapping[str, Any]):
+    """The names a template sees: the model's context, then macros as dbt resolves them.
+
+    A package's macro sees its own package's macros first; everyone sees the root project's
+    macros before the other packages' (dbt's resolution order). Macros compile on first use.
+    """
+
+    def __init__(self, renderer: Renderer, package: str):
+        self._renderer = renderer
+        self._package = package
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._renderer.lookup(key, self._package)
+        if value is _MISSING:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self._renderer.lookup(key, self._package) is not _MISSING
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._renderer.context)
+
+    def __len__(self) -> int:
+        return len(self._renderer.context)
+
+    def copy(self) -> dict[str, Any]:  # Jinja copies the names when it rewrites a traceback
+        return dict(self._renderer.context)
+
+
 class Renderer:
-    """One Jinja environment per project: its macros loaded once, models rendered one by one."""
+    """One Jinja environment per project: macros compiled when first called, models one by one.
+
+    `packages` are the installed packages' macro files by package name; `dispatch` is
+    dbt_project.yml's `dispatch:` search order by macro namespace.
+    """
 
     def __init__(
         self,
@@ -346,10 +493,13 @@ class Renderer:
         macro_files: list[MacroFile],
         project_vars: Mapping[str, Any],
         dialect: str = "duckdb",
+        packages: Mapping[str, list[MacroFile]] | None = None,
+        dispatch: Mapping[str, list[str]] | None = None,
     ):
         self.project_name = project_name
         self.project_vars = dict(project_vars)
         self.adapter_type = ADAPTER_TYPES.get(dialect, dialect)
+        self.dispatch_order = dict(dispatch or {})
         self.env = jinja2.Environment(
             extensions=[jinja2.ext.do, jinja2.ext.loopcontrols],
             undefined=_Unknown,
@@ -358,19 +508,36 @@ class Renderer:
         )
         for name in ("as_bool", "as_number", "as_text", "as_native"):
             self.env.filters[name] = lambda value: value
-        self.macros: dict[str, Any] = {}
         self._calls: dict[str, RelationCall] = {}
         self._windows = 0
         self._counter = itertools.count()
-        self.context: dict[str, Any] = self._base_context()
+        self.execute = False
+        self._stack: list[str] = []
+        self.warehouse_calls: list[tuple[str, str]] = []  # (macro the model called, primitive)
         self.macro_errors: list[tuple[str, str]] = []
-        for macro_file in macro_files:
-            self._load_macros(macro_file)
+        # package -> macro name -> its `{% macro %}` block and file; the root project first.
+        self._sources: dict[str, dict[str, tuple[str, str]]] = {}
+        for package, files in [(project_name, macro_files), *(packages or {}).items()]:
+            blocks = self._sources.setdefault(package, {})
+            for macro_file in files:
+                for match in _MACRO_BLOCK.finditer(macro_file.text):
+                    blocks.setdefault(match.group(1), (match.group(0), macro_file.path))
+        self._compiled: dict[tuple[str, str], Any] = {}
+        self._values: dict[str, Any] = {}
+        self.context: dict[str, Any] = self._base_context()
+        for package in self._sources:
+            if package not in self.context:
+                self.context[package] = _Namespace(self._namespace_lookup(package))
         # The window macros always render to markers, even when the project defines them.
         for name in WINDOW_PREDICATES:
             self.context[name] = self._window_predicate(name)
         for name in WINDOW_BOUNDS:
             self.context[name] = self._window_bound(name)
+        self._root_scope = _Scope(self, project_name)
+        # dbt renders the vars of dbt_project.yml too (a date computed from `modules.datetime`).
+        for name, value in list(self.project_vars.items()):
+            if isinstance(value, str) and "{{" in value:
+                self.project_vars[name] = self.render_value(value)
 
     # -- the environment -------------------------------------------------------------------
 
@@ -387,14 +554,15 @@ class Renderer:
                 "threads": 1,
             },
             "adapter": _Adapter(self),
+            "api": {"Relation": _RelationApi(), "Column": _Placeholder("column")},
             "exceptions": _Exceptions(),
             "modules": {"re": re, "datetime": datetime, "itertools": itertools, "json": json},
             "log": lambda *args, **kwargs: "",
             "print": lambda *args, **kwargs: "",
             "return": self._return,
-            "run_query": lambda *args, **kwargs: None,
-            "statement": lambda *args, **kwargs: "",
-            "load_result": lambda *args, **kwargs: None,
+            "run_query": self._warehouse("run_query", None),
+            "statement": self._warehouse("statement", ""),
+            "load_result": self._warehouse("load_result", None),
             "graph": {"nodes": {}, "sources": {}, "exposures": {}, "metrics": {}},
             "tojson": lambda value, *args, **kwargs: json.dumps(value, default=str),
             "fromjson": lambda value, default=None: json.loads(value) if value else default,
@@ -406,36 +574,80 @@ class Renderer:
             "invocation_id": "00000000-0000-0000-0000-000000000000",
             "run_started_at": datetime.datetime(2024, 1, 1),
             "selected_resources": [],
+            "project_name": self.project_name,
             "var": self._var,
             "env_var": self._env_var,
             "dbt": _Namespace(self._dbt_macro),
-            self.project_name: _Namespace(self._project_macro),
         }
 
-    def _load_macros(self, macro_file: MacroFile) -> None:
-        blocks = [match.group(0) for match in _MACRO_BLOCK.finditer(macro_file.text)]
-        if not blocks:
-            return
-        try:
-            template = self.env.from_string("\n".join(blocks))
-            module = template.make_module(vars=self.context, shared=True)
-        except Exception as error:  # a broken macro file must not stop the lint of every model
-            self.macro_errors.append((macro_file.path, str(error)))
-            return
-        for name in re.findall(r"\{%-?\s*macro\s+(\w+)", "\n".join(blocks)):
-            macro = getattr(module, name, None)
+    def lookup(self, name: str, package: str) -> Any:
+        """What `name` means inside a template of `package` (_MISSING when nothing)."""
+        if name in self.context:
+            return self.context[name]
+        for owner in (package, self.project_name):
+            macro = self.macro(owner, name)
             if macro is not None:
-                wrapped = self._wrap(macro)
-                self.macros[name] = wrapped
-                self.context[name] = wrapped
+                return macro
+        for owner in self._sources:
+            macro = self.macro(owner, name)
+            if macro is not None:
+                return macro
+        return self.env.globals.get(name, _MISSING)
 
-    @staticmethod
-    def _wrap(macro: Any) -> Callable[..., Any]:
+    def macro(self, package: str, name: str) -> Any:
+        """The macro `name` of `package`, compiled on first use; None when it has none."""
+        key = (package, name)
+        if key in self._compiled:
+            return self._compiled[key]
+        source = self._sources.get(package, {}).get(name)
+        if source is None:
+            return None
+        self._compiled[key] = None  # a broken macro is looked up once
+        try:
+            template = self.env.from_string(source[0])
+            context = template.new_context(_Scope(self, package), shared=True)  # type: ignore[arg-type]
+            for _ in template.root_render_func(context):  # type: ignore[attr-defined]
+                pass
+            # From the template's own names: a module would not export `_private` macros.
+            jinja_macro = context.vars[name]
+        except Exception as error:  # a broken macro must not stop the lint of every model
+            self.macro_errors.append((source[1], str(error)))
+            return None
+        shown = name if package == self.project_name else f"{package}.{name}"
+        self._compiled[key] = self._wrap(jinja_macro, shown)
+        return self._compiled[key]
+
+    def _namespace_lookup(self, package: str) -> Callable[[str], Any]:
+        def lookup(name: str) -> Any:
+            macro = self.macro(package, name)
+            return macro if macro is not None else _Placeholder(f"{package}_{name}")
+
+        return lookup
+
+    def _wrap(self, macro: Any, shown: str) -> Callable[..., Any]:
+        stack = self._stack
+
         def call(*args: Any, **kwargs: Any) -> Any:
+            stack.append(shown)
             try:
                 return macro(*args, **kwargs)
             except _Return as returned:
                 return returned.value
+            finally:
+                stack.pop()
+
+        return call
+
+    def _warehouse(self, primitive: str, empty: Any) -> Callable[..., Any]:
+        """A call only a warehouse can answer: recorded (and empty) while `execute` is false,
+        as dbt parses; when rendering as dbt executes, it stops the render."""
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            macro = self._stack[0] if self._stack else primitive
+            if self.execute:
+                raise NeedsWarehouse(macro, primitive)
+            self.warehouse_calls.append((macro, primitive))
+            return empty
 
         return call
 
@@ -443,20 +655,31 @@ class Renderer:
     def _return(value: Any = None) -> None:
         raise _Return(value)
 
-    def _var(self, name: str, default: Any = None) -> Any:
+    def _var(self, name: str, default: Any = _MISSING) -> Any:
         if name in self.project_vars:
             return self.project_vars[name]
-        return default if default is not None else _Placeholder(f"var_{name}")
+        return default if default is not _MISSING else _Placeholder(f"var_{name}")
 
     @staticmethod
     def _env_var(name: str, default: Any = None) -> Any:
         # Not read from the environment: a lint result must not depend on the shell.
         return default if default is not None else f"__flower_env_{name}"
 
-    def dispatch(self, name: str) -> Any:
-        for candidate in (f"{self.adapter_type}__{name}", f"default__{name}", name):
-            if candidate in self.macros:
-                return self.macros[candidate]
+    def dispatch(self, name: str, macro_namespace: str | None = None) -> Any:
+        """dbt's `adapter.dispatch`: `<adapter>__name`, its parents', then `default__name`, in
+        the root project and the namespace's package (or dbt_project.yml's search order)."""
+        if macro_namespace is None:
+            packages = list(self._sources)
+        elif macro_namespace in self.dispatch_order:
+            packages = self.dispatch_order[macro_namespace]
+        else:
+            packages = [self.project_name, macro_namespace]
+        prefixes = (self.adapter_type, *PARENT_ADAPTERS.get(self.adapter_type, ()), "default")
+        for package in packages:
+            for prefix in prefixes:
+                macro = self.macro(package, f"{prefix}__{name}")
+                if macro is not None:
+                    return macro
         if name in _DBT_BUILTINS:
             return _DBT_BUILTINS[name]
         return _Placeholder(name)
@@ -464,10 +687,33 @@ class Renderer:
     def _dbt_macro(self, name: str) -> Any:
         if name in _DBT_BUILTINS:
             return _DBT_BUILTINS[name]
-        return self.macros.get(name) or _Placeholder(name)
+        return self.lookup(name, self.project_name) if name in self else _Placeholder(name)
 
-    def _project_macro(self, name: str) -> Any:
-        return self.macros.get(name) or _Placeholder(name)
+    def __contains__(self, name: str) -> bool:
+        return any(name in blocks for blocks in self._sources.values())
+
+    def render_value(self, text: str) -> Any:
+        """A Jinja string of dbt_project.yml or a properties file (`"{{ var('x') }}"`), rendered
+        as dbt renders them (vars, env_var, target, modules), to a native value where it is one
+        (True, 3, ...; a date stays text)."""
+        if text not in self._values:  # the same folder config is read by every model under it
+            self._values[text] = self._render_value(text)
+        return self._values[text]
+
+    def _render_value(self, text: str) -> Any:
+        names = ("var", "env_var", "target", "modules", "project_name")
+        try:
+            rendered = self.env.from_string(text).render({n: self.context[n] for n in names})
+        except Exception:
+            return text
+        if rendered.strip().lower() in ("true", "false"):
+            return rendered.strip().lower() == "true"
+        try:
+            value = ast.literal_eval(rendered.strip())
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return rendered
+        native = isinstance(value, bool | int | float | list | dict | type(None))
+        return value if native else rendered
 
     def _window_predicate(self, name: str) -> Callable[..., str]:
         def window(column: Any = "", *args: Any, **kwargs: Any) -> str:
@@ -486,9 +732,11 @@ class Renderer:
     # -- a model -------------------------------------------------------------------------
 
     def _ref(self, *args: Any, **kwargs: Any) -> _Relation:
-        name = str(args[-1]) if args else str(kwargs.get("name", ""))
+        names = [str(arg) for arg in args] or [str(kwargs.get("name", ""))]
+        name = names[-1]
+        package = names[0] if len(names) > 1 else kwargs.get("package")
         marker = f"{REF_PREFIX}{next(self._counter)}"
-        self._calls[marker] = RelationCall("ref", name, marker)
+        self._calls[marker] = RelationCall("ref", name, marker, str(package) if package else None)
         return _Relation(marker, name)
 
     def _source(self, source_name: str, table_name: str) -> _Relation:
@@ -497,11 +745,24 @@ class Renderer:
         return _Relation(marker, table_name, str(source_name))
 
     def render(
-        self, name: str, template_text: str, known_config: Mapping[str, Any], path: str = ""
+        self,
+        name: str,
+        template_text: str,
+        known_config: Mapping[str, Any],
+        path: str = "",
+        execute: bool = False,
     ) -> Rendered:
-        """Render one model; raises RenderError with the line of the original file."""
+        """Render one model; raises RenderError with the line of the original file.
+
+        With `execute` true, as dbt renders to run, a call that needs the warehouse raises
+        NeedsWarehouse; with it false (as dbt parses) such calls return nothing and are listed
+        in `warehouse_calls`.
+        """
         self._calls = {}
         self._windows = 0
+        self._stack.clear()
+        self.warehouse_calls = []
+        self.execute = execute
         config = _Config(known_config)
 
         def is_incremental() -> bool:
@@ -511,6 +772,7 @@ class Renderer:
         self._calls[THIS_MARKER] = RelationCall("this", name, THIS_MARKER)
         self.context.update(
             {
+                "execute": execute,
                 "ref": self._ref,
                 "source": self._source,
                 "config": config,
@@ -528,18 +790,32 @@ class Renderer:
             }
         )
         try:
-            template = self.env.from_string(mark_lines(template_text))
-            rendered = template.render(self.context)
+            try:
+                template = self.env.from_string(mark_lines(template_text))
+                context = template.new_context(self._root_scope, shared=True)  # type: ignore[arg-type]
+                rendered = self.env.concat(template.root_render_func(context))  # type: ignore[attr-defined]
+            except (jinja2.TemplateSyntaxError, NeedsWarehouse, _Return):
+                raise
+            except Exception:
+                self.env.handle_exception()  # re-raises with the template's lines in the traceback
         except jinja2.TemplateSyntaxError as error:
-            raise RenderError(f"Jinja syntax error: {error.message}", error.lineno) from None
+            raise RenderError(
+                f"Jinja syntax error: {error.message}", error.lineno, config.calls
+            ) from None
+        except NeedsWarehouse:
+            raise
         except RenderError as error:
-            raise RenderError(str(error), _template_line(error)) from None
+            raise RenderError(str(error), _template_line(error), config.calls) from None
         except _Return as returned:
             rendered = str(returned.value)
         except Exception as error:
             raise RenderError(
-                f"Jinja error: {type(error).__name__}: {error}", _template_line(error)
+                f"Jinja error: {type(error).__name__}: {error}",
+                _template_line(error),
+                config.calls,
             ) from None
+        finally:
+            self.execute = False
         rendered = _QUERY_PLACEHOLDER.sub(r"\1select * from \2\3", rendered)
         sql, anchors = unmark(rendered)
         if re.fullmatch(rf"\s*{MACRO_PREFIX}\w+\s*;?\s*", sql):

@@ -65,14 +65,25 @@ def summary(findings: Sequence[Finding], checked: str) -> str:
 
 
 def render(
-    findings: Sequence[Finding], output_format: str, checked: str, base: Path | None = None
+    findings: Sequence[Finding],
+    output_format: str,
+    checked: str,
+    not_checked: Sequence[tuple[Path, str]] = (),
+    base: Path | None = None,
 ) -> str:
-    """The whole output for `findings` (sorted), ending with a summary for text and github."""
+    """The whole output for `findings` (sorted), ending with a summary for text and github.
+
+    `not_checked` are models whose SQL only the warehouse can render: said, not found wrong.
+    """
     if output_format == "json":
         return json.dumps(
             {
                 "checked": checked,
                 "count": len(findings),
+                "not_checked": [
+                    {"path": shown_path(path, base), "reason": reason}
+                    for path, reason in not_checked
+                ],
                 "findings": [
                     {
                         "path": shown_path(finding.path, base),
@@ -89,4 +100,14 @@ def render(
             indent=2,
         )
     line = github_line if output_format == "github" else text_line
-    return "\n".join([*(line(finding, base) for finding in findings), summary(findings, checked)])
+    if output_format == "github":
+        notes = [
+            f"::notice file={escape_property(shown_path(path, base))}::"
+            f"{escape_data(f'not checked: {reason}')}"
+            for path, reason in not_checked
+        ]
+    else:
+        notes = [f"{shown_path(path, base)}: not checked: {reason}" for path, reason in not_checked]
+    return "\n".join(
+        [*(line(finding, base) for finding in findings), *notes, summary(findings, checked)]
+    )

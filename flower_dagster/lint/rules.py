@@ -15,6 +15,8 @@ form.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -32,6 +34,7 @@ from flower_dagster.lint.render import (
     REF_PREFIX,
     SOURCE_PREFIX,
     THIS_MARKER,
+    NeedsWarehouse,
     RelationCall,
     Rendered,
     Renderer,
@@ -42,6 +45,18 @@ from flower_dagster.lint.render import (
 # not import Dagster; tests/test_lint.py checks that both agree).
 GRAIN_RANK = {"hourly": 0, "daily": 1, "weekly": 2, "monthly": 3}
 PARTITIONABLE = "incremental"
+# The rules that read a model's SQL: not run on a model whose SQL needs the warehouse.
+SQL_RULES = frozenset({"FL001", "FL002", "FL003", "FL004", "FL005", "FL008"})
+# Configs dbt renders when the model runs, not when it reads the project.
+_RUNTIME_CONFIGS = frozenset({"pre-hook", "post-hook", "pre_hook", "post_hook", "sql_header"})
+
+
+def enabled(config: Mapping[str, Any]) -> bool:
+    """dbt's `enabled` config: true unless it says false (a string "false" as YAML reads it)."""
+    value = config.get("enabled", True)
+    if isinstance(value, str):
+        return value.strip().lower() not in ("false", "no", "off", "0")
+    return value is None or bool(value)
 
 
 @dataclass(frozen=True)
@@ -81,6 +96,8 @@ class Analysis:
     rendered: Rendered | None = None
     tree: exp.Expression | None = None
     error: Finding | None = None
+    disabled: bool = False  # `enabled` is false: dbt does not build it, lint does not check it
+    needs_warehouse: str | None = None  # "<macro> needs the warehouse": its SQL is not checked
 
     @property
     def flower(self) -> Flower:
@@ -130,16 +147,25 @@ class Linter:
     def __init__(self, project: Project, dialect: str = "duckdb"):
         self.project = project
         self.dialect = dialect
-        self.renderer = Renderer(project.name, project.macro_files, project.vars, dialect)
+        self.renderer = Renderer(
+            project.name,
+            project.macro_files,
+            project.vars,
+            dialect,
+            packages={name: package.macro_files for name, package in project.packages.items()},
+            dispatch=project.dispatch,
+        )
         self._analyses: dict[str, Analysis] = {}
         self._lines: dict[Path, list[str]] = {}
-        self.has_packages = any(
-            (project.root / name).is_file() for name in ("packages.yml", "dependencies.yml")
-        )
 
     def lint_model(self, name: str) -> list[Finding]:
         analysis = self.analyse(name)
-        return [finding for rule in REGISTRY.values() for finding in rule.check(self, analysis)]
+        if analysis.disabled:
+            return []
+        rules = REGISTRY.values()
+        if analysis.needs_warehouse:  # its SQL cannot be known here; its properties can
+            rules = [rule for rule in rules if rule.rule.code not in SQL_RULES]
+        return [finding for rule in rules for finding in rule.check(self, analysis)]
 
     # -- analysis ---------------------------------------------------------------------------
 
@@ -147,23 +173,37 @@ class Linter:
         if name in self._analyses:
             return self._analyses[name]
         model = self.project.models[name]
-        base = model.base_config()
+        base = self._rendered_config(model.base_config())
         analysis = Analysis(model, base)
         self._analyses[name] = analysis
+        if not enabled(base):
+            analysis.disabled = True
+            return analysis
         if model.text is None:
             return analysis
         try:
             rendered = self.renderer.render(name, model.text, base, str(model.path))
         except RenderError as error:
-            analysis.error = Finding(model.path, error.line or 1, 1, "FL008", str(error))
+            if not enabled(merge_config(base, error.config)):
+                analysis.disabled = True
+                return analysis
+            analysis.needs_warehouse = self._needs_warehouse(model, base)
+            if analysis.needs_warehouse is None:
+                analysis.error = Finding(model.path, error.line or 1, 1, "FL008", str(error))
             return analysis
         analysis.rendered = rendered
         analysis.config = merge_config(base, rendered.config)
+        if not enabled(analysis.config):
+            analysis.disabled = True
+            return analysis
         if not rendered.sql.strip() or _only_comments(rendered.sql):
             return analysis
         try:
             analysis.tree = sqlglot.parse_one(rendered.sql, read=self.dialect)
         except sqlglot.errors.ParseError as error:
+            analysis.needs_warehouse = self._needs_warehouse(model, base)
+            if analysis.needs_warehouse is not None:
+                return analysis
             detail = error.errors[0] if error.errors else {}
             offset = _offset_of_line_col(
                 rendered.sql, int(detail.get("line") or 1), int(detail.get("col") or 1)
@@ -181,10 +221,46 @@ class Linter:
             analysis.error = Finding(model.path, 1, 1, "FL008", f"SQL does not parse: {error}")
         return analysis
 
+    def _rendered_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Config values of dbt_project.yml and properties files that are Jinja, rendered (dbt
+        renders them with the vars at parse time; hooks are rendered when they run)."""
+        return {
+            key: (
+                self.renderer.render_value(value)
+                if isinstance(value, str) and "{{" in value and key not in _RUNTIME_CONFIGS
+                else value
+            )
+            for key, value in config.items()
+        }
+
+    def _needs_warehouse(self, model: Model, config: Mapping[str, Any]) -> str | None:
+        """Why a model that did not render or parse needs the warehouse, if it does.
+
+        Rendered as dbt parses (`execute` false), a query or catalog call returns nothing and
+        the SQL built from it may be broken; rendered as dbt runs, such a call stops the render.
+        """
+        calls = list(self.renderer.warehouse_calls)
+        if not calls:
+            try:
+                self.renderer.render(model.name, model.text or "", config, str(model.path), True)
+            except NeedsWarehouse as needs:
+                calls = [(needs.macro, needs.primitive)]
+            except Exception:
+                return None
+        if not calls:
+            return None
+        macro, primitive = calls[0]
+        through = f" (it calls {primitive})" if primitive != macro else ""
+        return f"{macro} needs the warehouse{through}"
+
     def model_reads(self, name: str) -> Iterator[tuple[RelationCall, exp.Table, Analysis]]:
         """The ref()s of a model to models of this project, with the parent's analysis."""
         for call, table in self.analyse(name).reads():
-            if call.kind == "ref" and call.name in self.project.models:
+            if (
+                call.kind == "ref"
+                and call.package in (None, self.project.name)
+                and call.name in self.project.models
+            ):
                 yield call, table, self.analyse(call.name)
 
     def applies_window(self, name: str, seen: set[str]) -> bool:
@@ -250,16 +326,26 @@ class Linter:
                 col = found + 1
         return Finding(analysis.model.path, line, col, rule, message)
 
-    def at_config(self, analysis: Analysis, rule: str, message: str) -> Finding:
-        """Where the model's flower config is stated: its properties entry, else config()."""
+    def at_config(
+        self, analysis: Analysis, rule: str, message: str, key: str | None = None
+    ) -> Finding:
+        """Where the model's flower config is stated: its properties entry, else config();
+        with `key`, the line of that key there when it can be found."""
         model = analysis.model
         rendered_config = analysis.rendered.config if analysis.rendered else {}
         if "meta" in rendered_config or model.properties is None:
             text = model.text or ""
             match = re.search(r"\bconfig\s*\(", text)
             line = text.count("\n", 0, match.start()) + 1 if match else 1
+            if key and match:
+                line = _key_line(text.splitlines(), line, key, quoted=True) or line
             return Finding(model.path, line, 1, rule, message)
-        return Finding(model.properties.path, model.properties.line, 1, rule, message)
+        entry = model.properties
+        line = entry.line
+        if key:
+            lines = entry.path.read_text(encoding="utf-8").splitlines()
+            line = _key_line(lines, entry.line, key) or line
+        return Finding(entry.path, line, 1, rule, message)
 
     def _line(self, path: Path, line: int) -> str:
         if path not in self._lines:
@@ -350,33 +436,36 @@ def partition_column(linter: Linter, analysis: Analysis) -> list[Finding]:
     flower = analysis.flower
     name = analysis.model.name
     if flower.rank is None:
-        return [
-            linter.at_config(
-                analysis,
-                "FL002",
-                f"meta.flower.partition is '{flower.grain}'; allowed: {', '.join(GRAIN_RANK)}",
-            )
-        ]
+        close = difflib.get_close_matches(flower.grain or "", list(GRAIN_RANK), n=1)
+        finding = linter.at_config(
+            analysis,
+            "FL002",
+            f"meta.flower.partition is '{flower.grain}'; allowed: {', '.join(GRAIN_RANK)}",
+            key="partition",
+        )
+        fix = f"write one of {', '.join(GRAIN_RANK)} as meta.flower.partition" + (
+            f" (did you mean '{close[0]}'?)" if close else ""
+        )
+        return [dataclasses.replace(finding, fix=fix)]
     findings: list[Finding] = []
     if flower.materialized != PARTITIONABLE:
-        findings.append(
-            linter.at_config(
-                analysis,
-                "FL002",
-                f"'{name}' is partitioned '{flower.grain}' but materialized "
-                f"'{flower.materialized}': only an incremental model keeps its other "
-                "partitions when a run overwrites one",
-            )
+        finding = linter.at_config(
+            analysis,
+            "FL002",
+            f"'{name}' is partitioned '{flower.grain}' but materialized "
+            f"'{flower.materialized}': only an incremental model keeps its other "
+            "partitions when a run overwrites one",
         )
+        fix = "set materialized: incremental in its config (or drop meta.flower.partition)"
+        findings.append(dataclasses.replace(finding, fix=fix))
     if not flower.partition_column:
-        findings.append(
-            linter.at_config(
-                analysis,
-                "FL002",
-                f"'{name}' is partitioned '{flower.grain}' but names no "
-                "meta.flower.partition_column",
-            )
+        finding = linter.at_config(
+            analysis,
+            "FL002",
+            f"'{name}' is partitioned '{flower.grain}' but names no meta.flower.partition_column",
         )
+        fix = "add meta.flower.partition_column: <its date or hour column> next to partition"
+        findings.append(dataclasses.replace(finding, fix=fix))
         return findings
     columns = sql.final_columns(analysis.tree)
     if not columns:
@@ -425,18 +514,34 @@ def relation_without_ref(linter: Linter, analysis: Analysis) -> list[Finding]:
         )
         if _is_marker(name) and not qualified:
             call = analysis.rendered.relations.get(name)
-            if (
-                call is not None
-                and call.kind == "ref"
-                and call.name not in linter.project.models
-                and not linter.has_packages
-            ):
+            if call is not None and call.kind == "ref" and _disabled_parent(linter, call):
                 findings.append(
                     linter.at(
                         analysis,
                         table,
                         "FL003",
-                        f"ref('{call.name}') names no model of this project",
+                        f"ref('{call.name}') names a disabled model: dbt refuses to build "
+                        f"'{analysis.model.name}' while '{call.name}' is not enabled",
+                        needle=call.name,
+                    )
+                )
+            elif (
+                call is not None
+                and call.kind == "ref"
+                and linter.project.ref_target(call.package, call.name) is False
+            ):
+                shown = f"'{call.package}', '{call.name}'" if call.package else f"'{call.name}'"
+                where = (
+                    f"package '{call.package}'"
+                    if call.package
+                    else "this project or its installed packages"
+                )
+                findings.append(
+                    linter.at(
+                        analysis,
+                        table,
+                        "FL003",
+                        f"ref({shown}) names no model, seed or snapshot of {where}",
                         needle=call.name,
                     )
                 )
@@ -590,8 +695,31 @@ def cannot_parse(linter: Linter, analysis: Analysis) -> list[Finding]:
     return [analysis.error] if analysis.error is not None else []
 
 
+def _disabled_parent(linter: Linter, call: RelationCall) -> bool:
+    """A ref() to a model of this project that dbt does not build (and no other node of that
+    name, such as a seed, stands in for it)."""
+    project = linter.project
+    if call.package not in (None, project.name) or call.name not in project.models:
+        return False
+    return linter.analyse(call.name).disabled and call.name not in project.other_nodes
+
+
 def _is_marker(name: str) -> bool:
     return name == THIS_MARKER or name.startswith((REF_PREFIX, SOURCE_PREFIX, MACRO_PREFIX))
+
+
+def _key_line(lines: list[str], start: int, key: str, quoted: bool = False) -> int | None:
+    """The first line at or after `start` (1-based) that sets `key` (YAML, or a dict literal
+    in config()); None when another model's entry starts first."""
+    name = rf"['\"]?{re.escape(key)}['\"]?" if quoted else re.escape(key)
+    pattern = re.compile(rf"^\s*(?:-\s*)?{name}\s*:")
+    for number in range(start, len(lines) + 1):
+        text = lines[number - 1]
+        if number > start and re.match(r"^\s*-\s*name\s*:", text):
+            return None
+        if pattern.search(text) or (quoted and re.search(rf"[{{,(]\s*{name}\s*:", text)):
+            return number
+    return None
 
 
 def _find_word(text: str, word: str) -> int | None:

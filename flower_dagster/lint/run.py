@@ -8,14 +8,16 @@ change how any model renders, so it selects the whole project.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from flower_dagster.lint.errors import LintError
 from flower_dagster.lint.findings import Finding
 from flower_dagster.lint.noqa import apply_noqa
 from flower_dagster.lint.project import Project, load_project
+from flower_dagster.lint.selection import RuleSelection, load_selection
 
 
 @dataclass(frozen=True)
@@ -23,10 +25,22 @@ class LintResult:
     findings: list[Finding]
     models_checked: int
     files_checked: int
+    disabled: int = 0  # models whose `enabled` is false: dbt does not build them
+    # (model file, "<macro> needs the warehouse"): models whose SQL only a warehouse can render
+    not_checked: tuple[tuple[Path, str], ...] = ()
 
     @property
     def checked(self) -> str:
-        return f"{self.models_checked} models, {self.files_checked} properties files checked"
+        text = f"{self.models_checked} models, {self.files_checked} properties files checked"
+        skipped = []
+        if self.disabled:
+            skipped.append(f"{self.disabled} disabled")
+        if self.not_checked:
+            skipped.append(
+                f"{len(self.not_checked)} need{'s' if len(self.not_checked) == 1 else ''} "
+                "the warehouse"
+            )
+        return f"{text}; {', '.join(skipped)}, not checked" if skipped else text
 
 
 def lint_project(
@@ -34,10 +48,13 @@ def lint_project(
     paths: Sequence[Path] = (),
     changed_since: str | None = None,
     dialect: str = "duckdb",
+    cli_vars: Mapping[str, Any] | None = None,
+    selection: RuleSelection | None = None,
 ) -> LintResult:
+    """Lint a project (or the part `paths`/`changed_since` select) with the selected rules."""
     from flower_dagster.lint.rules import Linter
 
-    project = load_project(project_dir)
+    project = load_project(project_dir, cli_vars)
     selected = _selection(project, paths, changed_since)
     models = sorted(
         name
@@ -55,9 +72,25 @@ def lint_project(
         yaml_paths.add(project.root / "dbt_project.yml")
     linter = Linter(project, dialect)
     findings = [finding for finding in project.findings if finding.path in yaml_paths]
+    disabled = 0
+    not_checked: list[tuple[Path, str]] = []
     for name in models:
         findings += linter.lint_model(name)
-    return LintResult(sorted(set(apply_noqa(findings))), len(models), len(yaml_paths))
+        analysis = linter.analyse(name)
+        if analysis.disabled:
+            disabled += 1
+        elif analysis.needs_warehouse:
+            not_checked.append((analysis.model.path, analysis.needs_warehouse))
+    if selection is None:  # called as a library: the project's own configuration, if any
+        selection = load_selection(project.root)
+    findings = selection.apply(findings, project.root)
+    return LintResult(
+        sorted(set(apply_noqa(findings))),
+        len(models) - disabled - len(not_checked),
+        len(yaml_paths),
+        disabled,
+        tuple(sorted(not_checked)),
+    )
 
 
 def _selection(
