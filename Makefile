@@ -7,6 +7,10 @@ HOST ?= 127.0.0.1
 PORT ?= 3000
 DEV_DAGSTER_HOME ?= $(CURDIR)/dagster_home
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+# The demo's calendar ends where its data ends (flower_dagster/demo/data.py DEMO_END), so the UI's
+# partition lists and Materialize dialog, which open on the last 90 days, open on the demo data.
+# Only the demo targets set it; a team's flower.yaml has no partitions.end.
+DEMO_PARTITION_END ?= 2024-03-31
 # Two workers, one test file each at a time: every worker builds its own demo warehouse.
 PYTEST_ARGS ?= -n 2 --dist loadfile --durations=15
 
@@ -51,15 +55,22 @@ demo-data: setup
 
 dev: prepare demo-data
 	@echo "Dagster UI: http://$(HOST):$(PORT)  (DAGSTER_HOME=$(DEV_DAGSTER_HOME))"
-	DAGSTER_HOME=$(DEV_DAGSTER_HOME) $(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+	FLOWER_PARTITION_END=$(DEMO_PARTITION_END) DAGSTER_HOME=$(DEV_DAGSTER_HOME) \
+	  $(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
 
 demo: setup
 	$(BIN)/flower demo run
 
 # The backfill admin (docs/backfills.md), in another terminal next to `make dev`: it talks to
-# that Dagster (admin.dagster_graphql_url) and listens on admin.host:admin.port of flower.yaml.
+# that Dagster (admin.dagster_graphql_url), reads why runs failed from its instance
+# (DAGSTER_HOME) and listens on admin.host:admin.port of flower.yaml. It prints a new token for
+# the demo author jimin and serves a copy of access.yaml with it (the tracked file unchanged).
+DEMO_ACCESS := $(DEV_DAGSTER_HOME)/demo-access.yaml
+DEMO_AUTHOR ?= jimin
 admin: setup
-	$(BIN)/flower admin
+	$(BIN)/flower admin demo-token $(DEMO_AUTHOR) --out $(DEMO_ACCESS)
+	FLOWER_PARTITION_END=$(DEMO_PARTITION_END) DAGSTER_HOME=$(DEV_DAGSTER_HOME) \
+	  $(BIN)/flower admin --access-file $(DEMO_ACCESS)
 
 # The screenshots of docs/backfills.md, from the running demo in headless Chromium.
 docs-screenshots: setup

@@ -8,13 +8,14 @@ flower demo load [--duckdb]  (re)load the demo warehouse's raw data
 flower demo run              the repair story, told by the real Dagster daemon
 flower lint [PATH...]        check models against the review rules (docs/lint.md); --pr-body FILE
 flower oncall who|schedule|report  who is on call, the rotation, the after-hours report
-flower admin [hash-token|check]    the backfill admin service for model authors (docs/backfills.md)
-flower backfill models|launch|status|cancel  backfill your models through it (FLOWER_TOKEN)
+flower admin [hash-token|demo-token|check]  the backfill admin for model authors (docs/backfills.md)
+flower backfill models|preview|launch|status|cancel  backfill your models through it (FLOWER_TOKEN)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +25,10 @@ from flower_dagster.alerts.cli import register as register_oncall
 from flower_dagster.dbt.profile import TargetInfo
 from flower_dagster.errors import FlowerError
 from flower_dagster.lint.cli import register as register_lint
-from flower_dagster.settings import Settings, load_settings
+from flower_dagster.settings import REPO_ROOT, Settings, load_settings
+
+# The checkout's dev instance, as `make dev` runs it.
+DEV_DAGSTER_HOME = REPO_ROOT / "dagster_home"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -132,7 +136,7 @@ def _env(args: argparse.Namespace) -> int:
         return "on" if flag else "off"
 
     rows = [
-        ("environment", f"{environment.name} (FLOWER_ENV)"),
+        ("environment", _environment_line(environment.name)),
         ("settings file", str(settings.source or "none: every setting has its default")),
         ("dbt project", str(settings.dbt_project_dir)),
         ("dbt profiles", str(settings.dbt_profiles_dir or "dbt's default (~/.dbt)")),
@@ -140,6 +144,12 @@ def _env(args: argparse.Namespace) -> int:
         ("writes to", _writes_to(target)),
         ("batch hour", f"{settings.schedule_hour:02d}:00 {settings.timezone}"),
         ("partitions start", settings.partition_start.isoformat()),
+        (
+            "partitions end",
+            settings.partition_end.isoformat()
+            if settings.partition_end
+            else "none: up to the last ended window",
+        ),
         ("schedules", on(environment.schedules)),
         (
             "automation",
@@ -152,6 +162,12 @@ def _env(args: argparse.Namespace) -> int:
     for name, value in rows:
         print(f"{name.ljust(width)}  {value}")
     return 0
+
+
+def _environment_line(name: str) -> str:
+    if os.environ.get("FLOWER_ENV"):
+        return f"{name} (FLOWER_ENV)"
+    return f"{name} (the default: FLOWER_ENV is not set)"
 
 
 def _pool_line(settings: Settings, target: TargetInfo | FlowerError) -> str:
@@ -195,6 +211,13 @@ def _models(args: argparse.Namespace) -> int:
 def _impact(args: argparse.Namespace) -> int:
     from flower_dagster.impact import run_impact
 
+    if not os.environ.get("DAGSTER_HOME") and (DEV_DAGSTER_HOME / "dagster.yaml").is_file():
+        # The checkout's dev instance (what `make dev` runs on) holds the statuses to read.
+        os.environ["DAGSTER_HOME"] = str(DEV_DAGSTER_HOME)
+        print(
+            f"(statuses from the dev instance {DEV_DAGSTER_HOME}; set DAGSTER_HOME for another)",
+            file=sys.stderr,
+        )
     print(run_impact(args.model, args.partitions, args.output_format))
     return 0
 

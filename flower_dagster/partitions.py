@@ -9,7 +9,7 @@ default time-window mapping applies: weekly partition 2024-01-08 reads daily par
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from functools import cache
 from zoneinfo import ZoneInfo
@@ -51,16 +51,28 @@ GRAINS: tuple[Grain, ...] = tuple(Grain)
 
 
 @cache
-def partitions_for(grain: Grain, start: date, timezone: str) -> TimeWindowPartitionsDefinition:
-    """The Dagster partitions of one grain (cached: every asset of a grain shares one object)."""
+def partitions_for(
+    grain: Grain, start: date, timezone: str, end: date | None = None
+) -> TimeWindowPartitionsDefinition:
+    """The Dagster partitions of one grain (cached: every asset of a grain shares one object).
+
+    `end` is the last day with partitions (inclusive: its windows end by the next midnight);
+    a week or month that runs past it has no partition."""
     start_date = start.isoformat()
+    stop = (end + timedelta(days=1)).isoformat() if end else None
     if grain is Grain.HOURLY:
-        return HourlyPartitionsDefinition(start_date=f"{start_date}-00:00", timezone=timezone)
+        return HourlyPartitionsDefinition(
+            start_date=f"{start_date}-00:00",
+            end_date=f"{stop}-00:00" if stop else None,
+            timezone=timezone,
+        )
     if grain is Grain.DAILY:
-        return DailyPartitionsDefinition(start_date=start_date, timezone=timezone)
+        return DailyPartitionsDefinition(start_date=start_date, end_date=stop, timezone=timezone)
     if grain is Grain.WEEKLY:
-        return WeeklyPartitionsDefinition(start_date=start_date, day_offset=1, timezone=timezone)
-    return MonthlyPartitionsDefinition(start_date=start_date, timezone=timezone)
+        return WeeklyPartitionsDefinition(
+            start_date=start_date, end_date=stop, day_offset=1, timezone=timezone
+        )
+    return MonthlyPartitionsDefinition(start_date=start_date, end_date=stop, timezone=timezone)
 
 
 def window_env(start: datetime, end: datetime) -> dict[str, str]:

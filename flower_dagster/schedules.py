@@ -145,7 +145,9 @@ def build_schedules(
     )
     schedules = []
     for (grain, hour), uids in clock_driven_models(grains, settings.schedule_hour).items():
-        partitions = partitions_for(grain, settings.partition_start, settings.timezone)
+        partitions = partitions_for(
+            grain, settings.partition_start, settings.timezone, settings.partition_end
+        )
         keys = [asset_key_of(uid) for uid in uids]
 
         def run_closed_partition(

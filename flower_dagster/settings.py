@@ -78,6 +78,7 @@ ENV_OVERRIDES: dict[str, str] = {
     "FLOWER_LATE_AFTER_HOURS": "schedule.late_after_hours",
     "FLOWER_TIMEZONE": "schedule.timezone",
     "FLOWER_PARTITION_START": "partitions.start",
+    "FLOWER_PARTITION_END": "partitions.end",
     "FLOWER_DBT_PROJECT_DIR": "dbt.project_dir",
     "FLOWER_DBT_PROFILES_DIR": "dbt.profiles_dir",
     "FLOWER_AUTOMATION_INTERVAL_SECONDS": "automation.interval_seconds",
@@ -168,6 +169,8 @@ class _Schedule(_Strict):
 
 class _Partitions(_Strict):
     start: date = DEFAULT_PARTITION_START
+    # The last day with partitions, inclusive; none: partitions go on to the last ended window.
+    end: date | None = None
 
     @field_validator("start")
     @classmethod
@@ -175,6 +178,12 @@ class _Partitions(_Strict):
         if value > date.today():
             raise ValueError("in the future")
         return value
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> _Partitions:
+        if self.end is not None and self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        return self
 
 
 class _Dbt(_Strict):
@@ -389,6 +398,10 @@ class Settings(_Strict):
     @property
     def partition_start(self) -> date:
         return self.partitions.start
+
+    @property
+    def partition_end(self) -> date | None:
+        return self.partitions.end
 
     @property
     def automation_interval_seconds(self) -> int:

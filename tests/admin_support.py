@@ -146,9 +146,13 @@ class AdminStack:
 
 
 def start_admin_stack(
-    warehouse: Warehouse, tmp_path_factory: pytest.TempPathFactory, name: str
+    warehouse: Warehouse,
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    partition_end: str | None = None,
 ) -> Iterator[AdminStack]:
-    """Use in a module-scoped fixture: `yield from start_admin_stack(warehouse, ..., "name")`."""
+    """Use in a module-scoped fixture: `yield from start_admin_stack(warehouse, ..., "name")`.
+    `partition_end` ends the calendar as `make dev` ends the demo's (partitions.end)."""
     own = private_warehouse(warehouse, tmp_path_factory, name)
     wh = next(own)
     root = tmp_path_factory.mktemp(f"{name}_stack")
@@ -166,7 +170,10 @@ def start_admin_stack(
         (root / "access.yaml").write_text(yaml.safe_dump(access))
         dagster_port, admin_port = free_port(), free_port()
         settings = {
-            "partitions": {"start": "2024-01-01"},
+            "partitions": {
+                "start": "2024-01-01",
+                **({"end": partition_end} if partition_end else {}),
+            },
             "dbt": {"project_dir": str(wh.project_dir)},
             "automation": {"interval_seconds": 5},
             "admin": {

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 
 import pytest
 import yaml
@@ -182,3 +184,20 @@ def test_hash_token_reads_stdin_and_refuses_short_tokens(monkeypatch, capsys):
     out = capsys.readouterr().out.splitlines()
     token = out[0].rsplit(" ", 1)[1]
     assert out[1].endswith(hash_token(token))
+
+
+def test_a_demo_token_signs_in_the_demo_author_without_touching_the_tracked_file(tmp_path):
+    tracked = (REPO_ROOT / "access.yaml").read_bytes()
+    out = tmp_path / "demo-access.yaml"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["admin", "demo-token", "jimin", "--out", str(out)]) == 0
+    token = printed.getvalue().split("FLOWER_TOKEN=")[1].split()[0]
+    demo = load_access(out)
+    assert demo.person_for_token(token).id == "jimin"
+    original = load_access(REPO_ROOT / "access.yaml")
+    assert original.person_for_token(token) is None
+    assert {p: demo.people[p].groups for p in demo.people} == {
+        p: original.people[p].groups for p in original.people
+    }
+    assert (REPO_ROOT / "access.yaml").read_bytes() == tracked

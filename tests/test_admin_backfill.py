@@ -185,3 +185,22 @@ def test_a_body_that_is_not_an_object_is_refused(mine, models, settings):
     with pytest.raises(Refused) as caught:
         plan_backfill(["fct_orders"], mine, models, settings)
     assert (caught.value.status, caught.value.field) == (400, "body")
+
+
+def test_a_backfill_whose_runs_failed_counts_them_failed_not_in_progress():
+    from flower_dagster.admin.service import settled_counts
+
+    # The models table already says 7 failed; Dagster's backfill still says 7 in progress.
+    dagster = {"targeted": 7, "done": 0, "failed": 0, "in_progress": 7}
+    assert settled_counts(dagster, failed_by_runs=7, active_runs=0) == {
+        "targeted": 7,
+        "done": 0,
+        "failed": 7,
+        "in_progress": 0,
+    }
+    # A run of it still active (a retry), or no way to know: Dagster's counts stay.
+    assert settled_counts(dagster, failed_by_runs=7, active_runs=1) == dagster
+    assert settled_counts(dagster, failed_by_runs=7, active_runs=None) == dagster
+    # Never more moved than Dagster has in progress.
+    some = {"targeted": 7, "done": 4, "failed": 1, "in_progress": 2}
+    assert settled_counts(some, failed_by_runs=5, active_runs=0)["failed"] == 3

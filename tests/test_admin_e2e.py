@@ -17,6 +17,7 @@ from dagster._core.execution.backfill import BulkActionStatus
 
 from flower_dagster.admin.dagster_client import LAUNCHED_BY_TAG, REASON_TAG
 from flower_dagster.dagster_tags import BACKFILL_ID_TAG
+from flower_dagster.demo.data import corrupt_day, repair_day
 from flower_dagster.partitions import Grain, partitions_for
 from tests.admin_support import MAX_PARTITIONS, AdminStack, start_admin_stack
 from tests.conftest import Warehouse
@@ -231,6 +232,153 @@ def test_an_author_backfills_their_daily_model_and_its_rollup_follows(stack: Adm
     shown_models = stack.flower("backfill", "models", token=jimin)
     assert shown_models.returncode == 0 and "fct_orders" in shown_models.stdout
     assert "fct_sessions" not in shown_models.stdout
+
+
+WEEK = ("2024-02-12", "2024-02-18")  # a Monday to Sunday no other test of this module builds
+
+
+def test_a_rollup_whose_days_are_missing_is_refused_before_launch_naming_them(stack: AdminStack):
+    jimin = stack.tokens["jimin"]
+    before_ids = stack.backfill_ids()
+    before_audit = len(stack.audit())
+    body = {"model": "agg_daily_revenue", "from": WEEK[0], "to": WEEK[1], "reason": "rerun"}
+
+    status, answer = _launch(stack, jimin, **body)
+
+    assert status == 409, answer
+    assert answer["field"] == "inputs"
+    assert "fct_orders 2024-02-12..2024-02-18 missing" in answer["error"]
+    assert answer["allowed"].startswith("backfill first: fct_orders 2024-02-12..2024-02-18")
+    assert "include_inputs" in answer["allowed"]  # fct_orders is jimin's too
+    assert answer["inputs"] == [
+        {
+            "model": "fct_orders",
+            "problem": "missing",
+            "partitions": [f"2024-02-{d}" for d in range(12, 19)],
+            "ranges": ["2024-02-12..2024-02-18"],
+            "text": "fct_orders 2024-02-12..2024-02-18 missing",
+        }
+    ]
+    assert stack.backfill_ids() == before_ids, "a refused backfill reached Dagster"
+    line = stack.audit()[before_audit:][-1]
+    assert (line["status"], line["outcome"], line["field"]) == (409, "refused", "inputs")
+
+    # agg_daily_revenue is a leaf: the repair rule re-runs nothing after it.
+    assert answer["impact"]["reruns"] == []
+
+    # The CLI says the same in one line and launches nothing.
+    cli = stack.flower(
+        "backfill",
+        "launch",
+        "agg_daily_revenue",
+        "--from",
+        WEEK[0],
+        "--to",
+        WEEK[1],
+        "--reason",
+        "rerun",
+        token=jimin,
+    )
+    assert cli.returncode == 2, cli.stdout + cli.stderr
+    assert "409 inputs:" in cli.stderr and "fct_orders 2024-02-12..2024-02-18 missing" in cli.stderr
+    preview = stack.flower(
+        "backfill", "preview", "agg_daily_revenue", "--from", WEEK[0], "--to", WEEK[1], token=jimin
+    )
+    assert preview.returncode == 1 and "would be refused" in preview.stdout
+    assert "input not built: fct_orders 2024-02-12..2024-02-18 missing" in preview.stdout
+
+    # A preview of the days themselves: ready, and the days, week and month it re-runs after.
+    status, days = stack.call(
+        "POST",
+        "/api/backfills/preview",
+        token=jimin,
+        body={"model": "fct_orders", "from": WEEK[0], "to": WEEK[1]},
+    )
+    assert status == 200 and days["ready"] and days["inputs"] == [], days
+    reruns = {r["model"]: r["ranges"] for r in days["impact"]["reruns"]}
+    assert reruns == {
+        "agg_daily_revenue": ["2024-02-12..2024-02-18"],
+        "agg_weekly_revenue": ["2024-02-12"],
+        "agg_monthly_revenue": ["2024-02-01"],
+    }
+    shown = stack.flower(
+        "backfill", "preview", "fct_orders", "--from", WEEK[0], "--to", WEEK[1], token=jimin
+    )
+    assert shown.returncode == 0 and "ready to launch" in shown.stdout
+    assert "agg_weekly_revenue (weekly): 2024-02-12 (1 partition)" in shown.stdout
+    assert stack.backfill_ids() == before_ids
+    # Previews and reads are not audited; the two refused launches are.
+    assert [a["status"] for a in stack.audit()[before_audit:]] == [409, 409]
+
+
+def test_with_include_inputs_the_missing_days_are_built_first_in_the_same_backfill(
+    stack: AdminStack,
+):
+    jimin = stack.tokens["jimin"]
+    days = ("2024-02-20", "2024-02-21")
+    status, launched = _launch(
+        stack,
+        jimin,
+        model="agg_daily_revenue",
+        **{"from": days[0]},
+        to=days[1],
+        reason="orders and revenue of 20-21 February",
+        include_inputs=True,
+    )
+    assert status == 201, launched
+    assert launched["included_inputs"] == {"fct_orders": [list(days)]}
+    backfill_id = launched["id"]
+    stack.wait_for(
+        "the backfill with its inputs to finish",
+        lambda: stack.instance.get_backfill(backfill_id).status != BulkActionStatus.REQUESTED,
+    )
+    assert stack.instance.get_backfill(backfill_id).status == BulkActionStatus.COMPLETED_SUCCESS
+    for model in ("fct_orders", "agg_daily_revenue"):
+        assert set(days) <= stack.instance.get_materialized_partitions(AssetKey(model))
+
+
+def test_a_failing_test_is_the_reason_shown_for_its_partitions_in_the_api_and_the_cli(
+    stack: AdminStack,
+):
+    jimin = stack.tokens["jimin"]
+    duckdb_path = stack.env["FLOWER_DUCKDB_PATH"]
+    corrupt_day(duckdb_path, date(2024, 3, 5))  # a duplicated order: unique_fct_orders_order_id
+    try:
+        status, launched = _launch(
+            stack, jimin, model="fct_orders", **{"from": "2024-03-04"}, to="2024-03-05", reason="x"
+        )
+        assert status == 201, launched
+        backfill_id = launched["id"]
+        stack.wait_for(
+            "the backfill to fail",
+            lambda: stack.instance.get_backfill(backfill_id).status != BulkActionStatus.REQUESTED,
+        )
+        status, shown = stack.call("GET", f"/api/backfills/{backfill_id}", token=jimin)
+        assert status == 200 and shown["status"] == "COMPLETED_FAILED", shown
+        reasons = {f["partition"]: f for f in shown["failures"]}
+        assert set(reasons) == {"2024-03-04", "2024-03-05"}  # one run, one dbt build: both
+        failure = reasons["2024-03-05"]
+        assert (failure["model"], failure["cause"], failure["test"], failure["failing_rows"]) == (
+            "fct_orders",
+            "data test failed",
+            "unique_fct_orders_order_id",
+            1,
+        )
+        assert failure["reason"] == "data test failed: unique_fct_orders_order_id (1 failing row)"
+        assert shown["partitions"]["failed"] == 2 and shown["partitions"]["in_progress"] == 0
+
+        once = stack.flower("backfill", "status", backfill_id, "--once", token=jimin)
+        assert once.returncode == 1, once.stdout + once.stderr
+        assert (
+            "failed fct_orders 2024-03-04, 2024-03-05: data test failed: "
+            "unique_fct_orders_order_id (1 failing row)"
+        ) in once.stdout
+        listed = stack.flower("backfill", "status", token=jimin)
+        assert f"{backfill_id}: failed fct_orders 2024-03-04, 2024-03-05: data test" in (
+            listed.stdout
+        )
+    finally:
+        repair_day(duckdb_path, date(2024, 3, 5))
 
 
 def test_an_author_cancels_their_backfill(stack: AdminStack):

@@ -52,6 +52,8 @@ class BackfillPlan:
     grain: Grain
     partition_keys: tuple[str, ...]
     reason: str
+    # The author asks that missing or failed inputs be backfilled first, in the same backfill.
+    include_inputs: bool = False
 
     @property
     def first(self) -> str:
@@ -64,7 +66,9 @@ class BackfillPlan:
 
 def partitions_of(model: Model, settings: Settings) -> TimeWindowPartitionsDefinition:
     assert model.grain is not None, f"{model.name} is not partitioned"
-    return partitions_for(model.grain, settings.partition_start, settings.timezone)
+    return partitions_for(
+        model.grain, settings.partition_start, settings.timezone, settings.partition_end
+    )
 
 
 def partition_span(model: Model, settings: Settings) -> tuple[str | None, str | None]:
@@ -73,10 +77,19 @@ def partition_span(model: Model, settings: Settings) -> tuple[str | None, str | 
     return partitions.get_first_partition_key(), partitions.get_last_partition_key()
 
 
+FIELDS = ("model", "from", "to", "reason", "include_inputs")
+
+
 def plan_backfill(
-    body: Any, mine: Mapping[str, Model], all_models: Mapping[str, Model], settings: Settings
+    body: Any,
+    mine: Mapping[str, Model],
+    all_models: Mapping[str, Model],
+    settings: Settings,
+    *,
+    need_reason: bool = True,
 ) -> BackfillPlan:
-    """Check a request body {model, from, to, reason}; raise Refused for the first problem.
+    """Check a request body {model, from, to, reason, include_inputs}; raise Refused for the
+    first problem. A preview (`need_reason=False`) needs no reason.
 
     Unknown model: 404; a model not among `mine`: 403; anything else wrong: 422.
     """
@@ -84,9 +97,12 @@ def plan_backfill(
         raise Refused(
             400, "body", "the request body is not a JSON object", "{model, from, to, reason}"
         )
-    unknown = sorted(set(body) - {"model", "from", "to", "reason"})
+    unknown = sorted(set(body) - set(FIELDS))
     if unknown:
-        raise Refused(422, unknown[0], f"unknown field {unknown[0]!r}", "model, from, to, reason")
+        raise Refused(422, unknown[0], f"unknown field {unknown[0]!r}", ", ".join(FIELDS))
+    include_inputs = body.get("include_inputs", False)
+    if not isinstance(include_inputs, bool):
+        raise Refused(422, "include_inputs", "include_inputs is not true or false", "true, false")
     name = body.get("model")
     yours = ", ".join(mine) or "none: ask the platform team to add you to a group"
     if not isinstance(name, str) or not name:
@@ -104,6 +120,8 @@ def plan_backfill(
     if model.grain is None:
         raise Refused(422, "model", f"{name} is not partitioned", "a partitioned model")
     reason = body.get("reason")
+    if not need_reason and not reason:
+        reason = "preview"
     if not isinstance(reason, str) or not reason.strip():
         raise Refused(
             422,
@@ -137,7 +155,7 @@ def plan_backfill(
             f"above the limit of {limit} per backfill",
             f"at most {limit} partitions (admin.max_partitions): split the range",
         )
-    return BackfillPlan(name, model.grain, tuple(keys), reason.strip())
+    return BackfillPlan(name, model.grain, tuple(keys), reason.strip(), include_inputs)
 
 
 def _count(partitions: TimeWindowPartitionsDefinition, first: str, last: str) -> int:

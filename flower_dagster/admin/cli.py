@@ -2,8 +2,10 @@
 
 flower admin [--host H --port P]          serve the admin (docs/backfills.md)
 flower admin hash-token [--new]           the SHA-256 of a token read from stdin, or a new token
+flower admin demo-token [PERSON] --out F  a copy of the access file with a new demo token
 flower admin check                        check the access file: who may backfill which models
 flower backfill models                    my models, their grain and latest partitions
+flower backfill preview MODEL --from D --to D            its inputs check and impact, no launch
 flower backfill launch MODEL --from D --to D --reason R   launch a backfill of my model
 flower backfill status [ID] [--once]      my backfills; with ID, a live progress bar until done
 flower backfill cancel ID                 cancel my backfill
@@ -22,6 +24,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, TextIO
 
 from flower_dagster.errors import FlowerError
@@ -41,6 +44,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     admin.add_argument("--host", default=None, help="bind address (default: admin.host)")
     admin.add_argument("--port", type=int, default=None, help="port (default: admin.port)")
+    admin.add_argument(
+        "--access-file",
+        type=Path,
+        default=None,
+        help="the access file (default: admin.access_file); `make admin` uses the demo's",
+    )
     admin.set_defaults(handler=_serve)
     admin_commands = admin.add_subparsers(dest="admin_command", metavar="[ACTION]")
     hash_token = admin_commands.add_parser(
@@ -54,6 +63,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     hash_token.add_argument("--new", action="store_true", help="make a new random token")
     hash_token.set_defaults(handler=_hash_token)
+    demo = admin_commands.add_parser(
+        "demo-token",
+        help="a token for a demo author, in a copy of the access file (the tracked one unchanged)",
+        description=(
+            "Copy the access file to --out with a new token for PERSON (the rest unchanged) and "
+            "print the token. `make admin` does this for jimin and serves the copy, so the demo "
+            "can be tried without editing a tracked file. For demos only: a real token is "
+            "issued with hash-token --new and handed over through the vault."
+        ),
+    )
+    demo.add_argument("person", nargs="?", default="jimin", help="a person of the access file")
+    demo.add_argument("--out", type=Path, required=True, help="where to write the copy")
+    demo.set_defaults(handler=_demo_token)
     check = admin_commands.add_parser(
         "check", help="check the access file and print who may backfill which models"
     )
@@ -74,7 +96,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     launch.add_argument("--to", dest="last", required=True, metavar="D", help="last partition")
     launch.add_argument("--reason", required=True, help="why (kept on the backfill and its runs)")
     launch.add_argument("--follow", action="store_true", help="then follow it until done")
+    launch.add_argument(
+        "--include-inputs",
+        action="store_true",
+        help="backfill its missing or failed inputs first, in the same backfill (your models)",
+    )
     launch.set_defaults(handler=_launch)
+    check = actions.add_parser(
+        "preview", help="check a range's inputs and show what it re-runs, launching nothing"
+    )
+    check.add_argument("model", metavar="MODEL")
+    check.add_argument("--from", dest="first", required=True, metavar="D", help="first partition")
+    check.add_argument("--to", dest="last", required=True, metavar="D", help="last partition")
+    check.set_defaults(handler=_preview)
     status = actions.add_parser("status", help="your backfills, or one with a live progress bar")
     status.add_argument("backfill_id", nargs="?", metavar="ID")
     status.add_argument("--once", action="store_true", help="print the status once, do not follow")
@@ -93,9 +127,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     from flower_dagster.admin.audit import AuditLog
     from flower_dagster.admin.dagster_client import DagsterClient
+    from flower_dagster.admin.reasons import FailureReader
     from flower_dagster.admin.service import (
         AdminContext,
         access_source,
+        asset_graph_source,
         create_app,
         manifest_models,
     )
@@ -107,16 +143,19 @@ def _serve(args: argparse.Namespace) -> int:
     manifest = FlowerDbtProject.from_settings(settings).ensure_manifest()
     context = AdminContext(
         settings=settings,
-        access=access_source(admin.access_file),
+        access=access_source(args.access_file or admin.access_file),
         models=manifest_models(manifest),
         dagster=DagsterClient(admin.dagster_graphql_url),
         audit=AuditLog(admin.audit_log),
+        asset_graph=asset_graph_source(manifest),
+        failures=FailureReader(settings),
     )
     host = args.host or admin.host
     port = args.port or admin.port
     print(
         f"backfill admin on http://{host}:{port} (Dagster: {admin.dagster_graphql_url}; "
-        f"access: {admin.access_file}; models: {manifest}; audit: {admin.audit_log})",
+        f"access: {args.access_file or admin.access_file}; models: {manifest}; "
+        f"audit: {admin.audit_log})",
         flush=True,
     )
     # No access log: the audit log has every request, without headers. No proxy_headers: the
@@ -149,6 +188,34 @@ def _hash_token(args: argparse.Namespace) -> int:
             f"{MIN_TOKEN_LENGTH} (`flower admin hash-token --new` makes one)"
         )
     print(hash_token(token))
+    return 0
+
+
+def _demo_token(args: argparse.Namespace) -> int:
+    import yaml
+
+    from flower_dagster.admin.access import hash_token, load_access, new_token
+    from flower_dagster.settings import load_settings
+
+    source = load_settings().admin.access_file
+    access = load_access(source)
+    person = access.person_named(args.person)
+    if person is None:
+        raise FlowerError(
+            f"{args.person!r} is not in {source}; allowed: {', '.join(access.people)}"
+        )
+    raw = yaml.safe_load(source.read_text())
+    token = new_token()
+    raw["people"][person.id]["token_sha256"] = hash_token(token)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        f"# A copy of {source} for the demo: {person.id}'s token replaced by a new one.\n"
+        + yaml.safe_dump(raw, sort_keys=False)
+    )
+    load_access(args.out)  # the copy is a valid access file
+    print(f"demo author {person.id} ({person.name}, {', '.join(person.groups)}):")
+    print(f"  export {TOKEN_ENV}={token}")
+    print(f"  (sign in to the page with it; access file: {args.out})")
     return 0
 
 
@@ -249,16 +316,47 @@ _SYMBOL = {"materialized": "#", "failed": "x", "materializing": "~", "missing": 
 def _launch(args: argparse.Namespace) -> int:
     client = client_from_environment()
     body = {"model": args.model, "from": args.first, "to": args.last, "reason": args.reason}
+    if args.include_inputs:
+        body["include_inputs"] = True
     launched = client.call("POST", "/api/backfills", body)
     what = "already running, not launched again:" if launched.get("already_running") else "launched"
     print(
         f"{what} backfill {launched['id']}: {launched['model']} {launched['from']} .. "
         f"{launched['to']} ({launched['partitions']} partitions), reason: {launched['reason']}"
     )
+    for model, spans in (launched.get("included_inputs") or {}).items():
+        ranges = ", ".join(a if a == b else f"{a}..{b}" for a, b in spans)
+        print(f"  inputs built first: {model} {ranges}")
+    _print_impact(launched.get("impact"))
     if args.follow:
         return follow(client, launched["id"], sys.stdout, interval=2.0)
     print(f"follow it: flower backfill status {launched['id']}")
     return 0
+
+
+def _preview(args: argparse.Namespace) -> int:
+    body = {"model": args.model, "from": args.first, "to": args.last}
+    found = client_from_environment().call("POST", "/api/backfills/preview", body)
+    print(
+        f"{found['model']} {found['from']} .. {found['to']} ({found['partitions']} partitions): "
+        + ("ready to launch" if found["ready"] else "would be refused")
+    )
+    for gap in found["inputs"]:
+        print(f"  input not built: {gap['text']}")
+    if found.get("refusal"):
+        print(f"  {found['refusal']['error']}; {found['refusal'].get('allowed', '')}")
+    _print_impact(found.get("impact"))
+    return 0 if found["ready"] else 1
+
+
+def _print_impact(impact: Mapping[str, Any] | None) -> None:
+    if impact is None:
+        return
+    from flower_dagster.admin.precheck import describe_impact
+
+    print("the repair rule then re-runs:")
+    for line in describe_impact(impact):
+        print(line)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -279,10 +377,15 @@ def _status(args: argparse.Namespace) -> int:
                 )
             )
         _table(rows)
+        for b in backfills:
+            for line in failure_lines(b):
+                print(f"{b['id']}: {line.strip()}")
         return 0
     if args.once:
         status = client.call("GET", f"/api/backfills/{args.backfill_id}")
         print(progress_line(status))
+        for line in failure_lines(status):
+            print(line)
         return 0 if status["status"] in SUCCESS or not status["finished"] else 1
     return follow(client, args.backfill_id, sys.stdout, interval=args.interval)
 
@@ -316,8 +419,30 @@ def follow(
         if status["finished"]:
             if live:
                 out.write("\n")
+            for reason in failure_lines(status):
+                out.write(reason + "\n")
             return 0 if status["status"] in SUCCESS else 1
         sleep(interval)
+
+
+def failure_lines(status: Mapping[str, Any]) -> list[str]:
+    """`  failed fct_orders 2024-03-04, 2024-03-05: data test failed: ...`, partitions with the
+    same reason on one line."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for failure in status.get("failures") or []:
+        key = (failure["model"], failure["reason"])
+        grouped.setdefault(key, []).append(failure["partition"] or "")
+    lines = []
+    for (model, reason), partitions in grouped.items():
+        shown = (
+            ", ".join(partitions)
+            if len(partitions) <= 3
+            else f"{partitions[0]} .. {partitions[-1]} ({len(partitions)})"
+        )
+        lines.append(f"  failed {model} {shown}: {reason}")
+    if status.get("partitions", {}).get("failed") and status.get("failures_unknown"):
+        lines.append(f"  why it failed is not known here: {status['failures_unknown']}")
+    return lines
 
 
 def progress_line(status: Mapping[str, Any]) -> str:

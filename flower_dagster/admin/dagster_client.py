@@ -110,6 +110,18 @@ query Statuses($keys: [AssetKeyInput!]) {
 }"""
 
 
+_BUILT = """
+query Built($keys: [AssetKeyInput!]) {
+  assetNodes(assetKeys: $keys) { assetKey { path } assetMaterializations(limit: 1) { timestamp } }
+}"""
+
+
+_STALE = """
+query Stale($keys: [AssetKeyInput!], $partitions: [String!]) {
+  assetNodes(assetKeys: $keys) { assetKey { path } staleStatusByPartition(partitions: $partitions) }
+}"""
+
+
 class DagsterUnavailable(FlowerError):
     """Dagster did not answer, or answered with an error."""
 
@@ -196,14 +208,27 @@ class DagsterClient:
         tags: Mapping[str, str],
         title: str,
         description: str,
+        inputs: Mapping[str, Sequence[tuple[str, str]]] | None = None,
     ) -> str:
-        params = {
-            "assetSelection": [{"path": asset.split("/")}],
-            "partitionNames": list(partition_keys),
+        """Launch one asset backfill. With `inputs` ({upstream asset: [(first, last), ...]}),
+        those upstream ranges are backfilled in the same backfill, before the asset."""
+        params: dict[str, Any] = {
             "tags": [{"key": k, "value": v} for k, v in tags.items()],
             "title": title,
             "description": description,
         }
+        if inputs:
+            spans = {asset: [(partition_keys[0], partition_keys[-1])], **inputs}
+            params["partitionsByAssets"] = [
+                {
+                    "assetKey": {"path": name.split("/")},
+                    "partitions": {"ranges": [{"start": a, "end": b} for a, b in ranges]},
+                }
+                for name, ranges in spans.items()
+            ]
+        else:
+            params["assetSelection"] = [{"path": asset.split("/")}]
+            params["partitionNames"] = list(partition_keys)
         result = self.query(_LAUNCH, {"params": params})["launchPartitionBackfill"]
         if result["__typename"] != "LaunchBackfillSuccess":
             raise DagsterUnavailable(
@@ -256,6 +281,24 @@ class DagsterClient:
             ranges = (node.get("assetPartitionStatuses") or {}).get("ranges") or []
             statuses[name] = {f"{r['startKey']}..{r['endKey']}": r["status"] for r in ranges}
         return statuses
+
+    def unsynced(self, asset: str, partition_keys: Sequence[str]) -> set[str]:
+        """Of the asset's (materialized) partitions, those Dagster marks stale: the UI's
+        "Unsynced", built from inputs that have changed since."""
+        if not partition_keys:
+            return set()
+        variables = {"keys": [{"path": asset.split("/")}], "partitions": list(partition_keys)}
+        nodes = self.query(_STALE, variables)["assetNodes"]
+        if not nodes:
+            return set()
+        statuses = nodes[0].get("staleStatusByPartition") or []
+        return {k for k, s in zip(partition_keys, statuses, strict=False) if s == "STALE"}
+
+    def built(self, assets: Sequence[str]) -> set[str]:
+        """The (unpartitioned) assets of `assets` that have been materialized at least once."""
+        keys = [{"path": asset.split("/")} for asset in assets]
+        nodes = self.query(_BUILT, {"keys": keys})["assetNodes"]
+        return {"/".join(n["assetKey"]["path"]) for n in nodes if n.get("assetMaterializations")}
 
 
 def _status(item: Mapping[str, Any]) -> BackfillStatus:

@@ -1,4 +1,5 @@
-"""The admin's one HTML page: sign in with a token, see my models, launch and follow backfills.
+"""The admin's one HTML page: sign in with a token, see my models and a calendar of their
+partitions, preview, launch and follow backfills with each failed partition's reason.
 
 Plain HTML and a little JavaScript over the JSON API, no build step and nothing loaded from
 elsewhere. The token is kept in the tab's sessionStorage only (gone when the tab closes) and sent
@@ -33,7 +34,14 @@ PAGE = """<!doctype html>
   .cell { display: inline-block; width: 14px; height: 14px; margin-right: 2px; border-radius: 2px;
           background: #d0d7de; }
   .materialized { background: #2da44e; } .failed { background: #cf222e; }
-  .materializing { background: #bf8700; }
+  .materializing { background: #bf8700; } .unsynced { background: #a371f7; }
+  .calendar { display: flex; flex-wrap: wrap; gap: 2px; max-width: 1000px; margin: 4px 0 12px; }
+  .calendar.daily { display: grid; grid-template-rows: repeat(7, 12px); grid-auto-flow: column;
+                    grid-auto-columns: 12px; }
+  .calendar .cell { width: 12px; height: 12px; margin: 0; }
+  .legend .cell { vertical-align: middle; margin-left: 8px; }
+  tr.failure td { color: #cf222e; white-space: normal; font-size: 13px; border-bottom: 0; }
+  #preview ul { margin: 4px 0; }
   .bar { width: 180px; height: 12px; background: #eaeef2; border-radius: 6px; overflow: hidden;
          display: inline-flex; vertical-align: middle; }
   .bar .done { background: #2da44e; } .bar .failed { background: #cf222e; }
@@ -68,15 +76,29 @@ PAGE = """<!doctype html>
 </section>
 
 <section>
+  <h2>Partitions at a glance</h2>
+  <p class="muted legend">Each square is a partition, oldest first (days in columns of a week):
+    <span class="cell materialized"></span> built
+    <span class="cell unsynced"></span> Unsynced (built from inputs that changed since)
+    <span class="cell failed"></span> failed
+    <span class="cell materializing"></span> running
+    <span class="cell"></span> missing</p>
+  <div id="calendars"></div>
+</section>
+
+<section>
   <h2>New backfill</h2>
   <form id="launch-form">
     <label>model <select id="bf-model" name="model"></select></label>
     <label>from <input id="bf-from" name="from" placeholder="YYYY-MM-DD" size="16"></label>
     <label>to <input id="bf-to" name="to" placeholder="YYYY-MM-DD" size="16"></label>
     <label>reason <input id="bf-reason" name="reason" placeholder="why, for the log"></label>
+    <label><input id="bf-include" type="checkbox"> also build missing inputs first</label>
+    <button id="preview-button" type="button">Preview</button>
     <button id="launch" class="primary" type="submit">Launch backfill</button>
   </form>
   <p id="message"></p>
+  <div id="preview"></div>
 </section>
 
 <section>
@@ -176,7 +198,80 @@ async function loadModels() {
     select.append(option);
   }
   if (chosen) select.value = chosen;
+  drawCalendars(data.models || []);
 }
+
+function drawCalendars(models) {
+  const box = document.getElementById("calendars");
+  box.replaceChildren();
+  for (const m of models) {
+    const cells = m.calendar || [];
+    const title = text("div", m.model + " (" + m.grain + ")" +
+      (cells.length ? ": " + cells[0][0] + " to " + cells[cells.length - 1][0] : ""));
+    const grid = document.createElement("div");
+    grid.className = "calendar " + m.grain;
+    grid.dataset.model = m.model;
+    if (m.grain === "daily" && cells.length) {
+      // Start the first column on its weekday, so each row is one day of the week.
+      const monday = (new Date(cells[0][0] + "T00:00:00Z").getUTCDay() + 6) % 7;
+      for (let i = 0; i < monday; i++) grid.append(text("span", "", "pad"));
+    }
+    for (const [partition, status] of cells) {
+      const cell = text("span", "", "cell " + status);
+      cell.title = partition + ": " + (status === "materialized" ? "built" : status);
+      cell.dataset.partition = partition;
+      grid.append(cell);
+    }
+    box.append(title, grid);
+  }
+}
+
+function listItems(items) {
+  const ul = document.createElement("ul");
+  for (const item of items) ul.append(text("li", item));
+  return ul;
+}
+
+function showCheck(data) {
+  const box = document.getElementById("preview");
+  box.replaceChildren();
+  if (data.inputs && data.inputs.length) {
+    box.append(text("div", "Inputs not built:", "error"),
+               listItems(data.inputs.map(g => g.text)));
+  }
+  const impact = data.impact;
+  if (!impact) return;
+  const reruns = impact.reruns.map(r => r.model + " (" + r.grain + "): " + r.ranges.join(", ") +
+    " - " + r.partitions + " partition" + (r.partitions === 1 ? "" : "s"));
+  box.append(text("div", "The repair rule then re-runs:"),
+             listItems(reruns.length ? reruns : ["nothing downstream"]));
+  const notes = impact.not_yet.map(n => "not yet: " + n.model + " " + n.ranges.join(", ") +
+                                    " (its window has not ended)")
+    .concat(impact.not_rerun.map(n => "not re-run by the rule: " + n.model + " (" + n.why + ")"));
+  if (notes.length) box.append(listItems(notes));
+}
+
+function formBody() {
+  const body = {
+    model: document.getElementById("bf-model").value,
+    from: document.getElementById("bf-from").value.trim(),
+    to: document.getElementById("bf-to").value.trim(),
+  };
+  if (document.getElementById("bf-include").checked) body.include_inputs = true;
+  return body;
+}
+
+document.getElementById("preview-button").onclick = async () => {
+  const body = formBody(); delete body.include_inputs;
+  const r = await api("POST", "/api/backfills/preview", body);
+  if (r.status !== 200) {
+    show((r.data.field ? r.data.field + ": " : "") + describe(r.data), false);
+    return;
+  }
+  show(r.data.ready ? "Ready to launch: " + r.data.partitions + " partitions of " + r.data.model
+       : describe(r.data.refusal), r.data.ready);
+  showCheck(r.data);
+};
 
 async function loadBackfills() {
   const { status, data } = await api("GET", "/api/backfills");
@@ -211,6 +306,23 @@ async function loadBackfills() {
                text("td", b.status, "status"), progress, text("td", b.reason, "reason"),
                action);
     body.append(row);
+    // Each failed partition's reason, partitions with the same reason together.
+    const grouped = new Map();
+    for (const f of b.failures || []) {
+      const key = f.model + " | " + f.reason;
+      if (!grouped.has(key)) grouped.set(key, { model: f.model, reason: f.reason, keys: [] });
+      grouped.get(key).keys.push(f.partition);
+    }
+    const lines = [...grouped.values()].map(g => "failed " + g.model + " " +
+      (g.keys.length > 3 ? g.keys[0] + " .. " + g.keys[g.keys.length - 1] + " (" +
+       g.keys.length + ")" : g.keys.join(", ")) + ": " + g.reason);
+    if (p.failed && b.failures_unknown) lines.push("why it failed: " + b.failures_unknown);
+    for (const line of lines) {
+      const failure = document.createElement("tr");
+      failure.className = "failure"; failure.dataset.failureOf = b.id;
+      const cell = text("td", line); cell.colSpan = 7;
+      failure.append(cell); body.append(failure);
+    }
   }
 }
 
@@ -228,12 +340,8 @@ document.getElementById("signin-form").onsubmit = (event) => {
 
 document.getElementById("launch-form").onsubmit = async (event) => {
   event.preventDefault();
-  const body = {
-    model: document.getElementById("bf-model").value,
-    from: document.getElementById("bf-from").value.trim(),
-    to: document.getElementById("bf-to").value.trim(),
-    reason: document.getElementById("bf-reason").value.trim(),
-  };
+  const body = formBody();
+  body.reason = document.getElementById("bf-reason").value.trim();
   const r = await api("POST", "/api/backfills", body);
   if (r.status === 201 || r.status === 200) {
     show((r.data.already_running ? "Already running, not launched again: backfill " :
@@ -242,6 +350,7 @@ document.getElementById("launch-form").onsubmit = async (event) => {
   } else {
     show((r.data.field ? r.data.field + ": " : "") + describe(r.data), false);
   }
+  showCheck(r.data);
   loadBackfills();
 };
 

@@ -10,6 +10,7 @@ only from the addresses of `admin.trusted_proxies` and never together with a tok
 | `GET /api/me` | who I am, my groups and selectors |
 | `GET /api/models` | my models: grain, partition range, the state of the latest partitions |
 | `POST /api/backfills` `{model, from, to, reason}` | launch a backfill of one of my models (201) |
+| `POST /api/backfills/preview` `{model, from, to}` | the inputs check and impact, no launch |
 | `GET /api/backfills` | my backfills, newest first |
 | `GET /api/backfills/{id}` | one of my backfills: partitions done / failed / in progress |
 | `POST /api/backfills/{id}/cancel` | cancel one of my backfills |
@@ -20,8 +21,14 @@ that backfill and `already_running: true` instead of launching it twice.
 Refusals: 401 (no token, a wrong token, an unknown proxy user), 403 (not my model, not my
 backfill), 404 (unknown model or backfill), 413 (a body above MAX_BODY_BYTES, refused unread),
 415 (a POST that is not JSON), 422 (a bad range, a range above the size limit, a missing reason).
-A refused request launches nothing. Every request, allowed or refused, is one line of the audit
-log.
+A launch whose range reads upstream partitions that are missing, failed or in progress is
+refused (409, field `inputs`) with those partitions named (`fct_orders 2024-02-01..2024-02-07
+missing`) and what to backfill first; with `include_inputs: true` they are backfilled first in the
+same backfill when they are the author's models. `POST /api/backfills/preview` answers the same
+check and the impact (what the repair rule re-runs after) without launching anything.
+
+A refused request launches nothing. Every request that changes something (a launch, a cancel)
+or is refused is one line of the audit log; reads that succeed are not.
 """
 
 from __future__ import annotations
@@ -66,7 +73,10 @@ from flower_dagster.admin.dagster_client import (
     DagsterUnavailable,
 )
 from flower_dagster.admin.page import PAGE
+from flower_dagster.admin.precheck import InputGap, impact_of, input_gaps
+from flower_dagster.admin.reasons import FailureReader
 from flower_dagster.admin.selection import Model, models_from_manifest
+from flower_dagster.asset_graph import AssetGraph
 from flower_dagster.settings import Settings
 
 T = TypeVar("T")
@@ -82,6 +92,9 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
 }
 RECENT_PARTITIONS = 7
+# How far back the page's calendar of a model's partitions reaches, by grain: a week of hours,
+# a quarter of days, half a year of weeks, a year of months.
+CALENDAR_PARTITIONS = {"hourly": 168, "daily": 91, "weekly": 26, "monthly": 12}
 MAX_BODY_BYTES = 16 * 1024
 
 
@@ -135,6 +148,39 @@ def manifest_models(path: Path) -> Reloaded[Mapping[str, Model]]:
     return Reloaded(path, lambda p: models_from_manifest(orjson.loads(p.read_bytes())), "manifest")
 
 
+class LazyReloaded(Generic[T]):
+    """A `Reloaded` file whose first load waits for its first use: the asset graph costs the
+    Dagster definitions of every model, which a service that only lists backfills never needs."""
+
+    def __init__(self, path: Path, load: Callable[[Path], T], what: str) -> None:
+        self._args = (path, load, what)
+        self._inner: Reloaded[T] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def problem(self) -> str | None:
+        return self._inner.problem if self._inner else None
+
+    def current(self) -> T:
+        if self._inner is None:
+            with self._lock:
+                if self._inner is None:
+                    self._inner = Reloaded(*self._args)
+        return self._inner.current()
+
+
+def asset_graph_source(manifest: Path) -> LazyReloaded[AssetGraph]:
+    """The asset graph Dagster loads (the same definitions, from the same settings), rebuilt
+    when the manifest changes: which partitions a backfill reads, what it re-runs after."""
+
+    def load(_: Path) -> AssetGraph:
+        from flower_dagster.defs import build_definitions
+
+        return build_definitions().resolve_asset_graph()
+
+    return LazyReloaded(manifest, load, "asset graph")
+
+
 @dataclass
 class AdminContext:
     settings: Settings
@@ -142,6 +188,8 @@ class AdminContext:
     models: Reloaded[Mapping[str, Model]]
     dagster: DagsterClient
     audit: AuditLog
+    asset_graph: LazyReloaded[AssetGraph] | None = None
+    failures: FailureReader | None = None
 
 
 def create_app(context: AdminContext) -> ASGIApp:
@@ -153,6 +201,7 @@ def create_app(context: AdminContext) -> ASGIApp:
         Route("/api/models", api.list_models, methods=["GET"]),
         Route("/api/backfills", api.list_backfills, methods=["GET"]),
         Route("/api/backfills", api.launch, methods=["POST"]),
+        Route("/api/backfills/preview", api.preview, methods=["POST"]),
         Route("/api/backfills/{backfill_id}", api.show_backfill, methods=["GET"]),
         Route("/api/backfills/{backfill_id}/cancel", api.cancel, methods=["POST"]),
     ]
@@ -165,9 +214,84 @@ def _note(request: Request, **fields: Any) -> None:
     request.scope.setdefault(AUDIT_SCOPE_KEY, {}).update(fields)
 
 
-def _refusal(request: Request, refused: Refused) -> JSONResponse:
+def _refusal(
+    request: Request, refused: Refused, extra: Mapping[str, Any] | None = None
+) -> JSONResponse:
     _note(request, detail=refused.message, field=refused.field)
-    return JSONResponse(refused.as_json(), status_code=refused.status)
+    return JSONResponse({**refused.as_json(), **(extra or {})}, status_code=refused.status)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What the admin found before a launch (service.check)."""
+
+    include_inputs: bool
+    gaps: list[InputGap]  # the backfill's inputs that are missing, failed or in progress
+    deeper: list[InputGap]  # with include_inputs: the included inputs' own gaps
+    impact: dict[str, Any] | None  # None: no asset graph (a service without definitions)
+
+    def refusal(self, plan: BackfillPlan, mine: Mapping[str, Model]) -> Refused | None:
+        """Why this launch cannot go ahead, or None. Inputs missing or failed refuse it, with
+        what to backfill first; with include_inputs they are backfilled first when they are
+        the author's partitioned models, nothing is in progress and their own inputs are there."""
+        if not self.gaps:
+            return None
+        named = "; ".join(str(g) for g in self.gaps)
+        first = ", ".join(str(g).rsplit(" ", 1)[0] for g in self.gaps)
+        running = [g for g in self.gaps if g.problem == "in progress"]
+        if running:
+            return Refused(
+                409,
+                "inputs",
+                f"inputs of {plan.model} are being built now: {named}",
+                "the same backfill once they have finished",
+            )
+        if not self.include_inputs:
+            yours = all(g.model in mine and g.partitions for g in self.gaps)
+            return Refused(
+                409,
+                "inputs",
+                f"{plan.model} {plan.first}..{plan.last} reads partitions that are not built: "
+                f"{named}",
+                f"backfill first: {first}"
+                + (" (or launch again with include_inputs: they are your models)" if yours else ""),
+            )
+        foreign = [g for g in self.gaps if g.model not in mine or not g.partitions]
+        if foreign:
+            return Refused(
+                403,
+                "inputs",
+                f"you may not backfill {', '.join(sorted({g.model for g in foreign}))}, which "
+                f"{plan.model} reads: {named}",
+                "ask the owner of those models to backfill them first",
+            )
+        if self.deeper:
+            return Refused(
+                409,
+                "inputs",
+                "the inputs to include read partitions that are not built: "
+                + "; ".join(str(g) for g in self.deeper),
+                "backfill first: " + ", ".join(str(g).rsplit(" ", 1)[0] for g in self.deeper),
+            )
+        return None
+
+    def included(self) -> dict[str, list[tuple[str, str]]] | None:
+        """The upstream ranges the backfill builds first (include_inputs), or None."""
+        if not (self.include_inputs and self.gaps):
+            return None
+        spans: dict[str, list[tuple[str, str]]] = {}
+        for gap in self.gaps:
+            for span in gap.ranges:
+                start, _, end = span.partition("..")
+                spans.setdefault(gap.model, []).append((start, end or start))
+        return spans
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "inputs": [g.as_json() for g in self.gaps],
+            "included_inputs": self.included() or {},
+            "impact": self.impact,
+        }
 
 
 Handler = Callable[[Request, Person], Awaitable[Response]]
@@ -300,13 +424,28 @@ class _Api:
                     "first_partition": first,
                     "last_partition": last,
                     **(
-                        {"recent": None, "counts": None}
+                        {"recent": None, "counts": None, "calendar": None}
                         if dagster_error
                         else _states(model, settings, statuses.get(name, {}))
                     ),
                 }
             )
+        if not dagster_error:
+            await run_in_threadpool(self._mark_unsynced, rows)
         return JSONResponse({"models": rows, "dagster_error": dagster_error})
+
+    def _mark_unsynced(self, rows: list[dict[str, Any]]) -> None:
+        """Built partitions of the calendar that Dagster marks stale become "unsynced"."""
+        for row in rows:
+            calendar = row.get("calendar") or []
+            built = [key for key, status in calendar if status == "materialized"]
+            try:
+                stale = self.context.dagster.unsynced(row["model"], built)
+            except DagsterUnavailable:
+                return  # the calendar without it; the statuses themselves came through
+            for cell in calendar:
+                if cell[0] in stale:
+                    cell[1] = "unsynced"
 
     @_authenticated
     async def launch(self, request: Request, person: Person) -> Response:
@@ -325,6 +464,15 @@ class _Api:
             )
         except Refused as refused:
             return _refusal(request, refused)
+        try:
+            checked = await run_in_threadpool(self.check, plan, person)
+        except DagsterUnavailable as error:
+            _note(request, detail=str(error))
+            return JSONResponse({"error": "Dagster did not answer"}, status_code=503)
+        refused = checked.refusal(plan, self.mine(person))
+        if refused is not None:
+            _note(request, inputs=[str(g) for g in checked.gaps])
+            return _refusal(request, refused, checked.as_json())
         identity = request_identity(person, plan)
         # One launch per identity at a time in this process: a second identical request waits
         # here and then finds the first one's backfill in Dagster instead of launching another.
@@ -348,6 +496,7 @@ class _Api:
                         },
                         f"{plan.model} {plan.first}..{plan.last} by {person.id}",
                         f"{person.name}: {plan.reason}",
+                        checked.included(),
                     )
             except DagsterUnavailable as error:
                 _note(request, detail=str(error))
@@ -369,8 +518,72 @@ class _Api:
                 "launched_by": person.id,
                 "reason": plan.reason,
                 "already_running": already,
+                **checked.as_json(),
             },
             status_code=200 if already else 201,
+        )
+
+    @_authenticated
+    async def preview(self, request: Request, person: Person) -> Response:
+        """What a launch of this body would find and re-run; launches nothing."""
+        _note(request, action="preview")
+        body = await _json_body(request)
+        if isinstance(body, Refused):
+            return _refusal(request, body)
+        try:
+            plan = plan_backfill(
+                body,
+                self.mine(person),
+                self.context.models.current(),
+                self.context.settings,
+                need_reason=False,
+            )
+        except Refused as refused:
+            return _refusal(request, refused)
+        try:
+            checked = await run_in_threadpool(self.check, plan, person)
+        except DagsterUnavailable as error:
+            _note(request, detail=str(error))
+            return JSONResponse({"error": "Dagster did not answer"}, status_code=503)
+        refused = checked.refusal(plan, self.mine(person))
+        return JSONResponse(
+            {
+                "model": plan.model,
+                "from": plan.first,
+                "to": plan.last,
+                "partitions": len(plan.partition_keys),
+                "ready": refused is None,
+                "refusal": refused.as_json() if refused else None,
+                **checked.as_json(),
+            }
+        )
+
+    def check(self, plan: BackfillPlan, person: Person) -> Checked:
+        """The inputs the backfill reads that are not healthy, and what it re-runs after. With
+        `include_inputs`, the inputs' own inputs are checked in turn (the included ones skipped)."""
+        source = self.context.asset_graph
+        if source is None:
+            return Checked(plan.include_inputs, [], [], None)
+        graph = source.current()
+        client = self.context.dagster
+        gaps = input_gaps(
+            graph, plan.model, plan.partition_keys, client.partition_statuses, client.built
+        )
+        deeper: list[InputGap] = []
+        if plan.include_inputs:
+            skip = {g.model for g in gaps if g.partitions}
+            for gap in gaps:
+                if gap.partitions:
+                    deeper += input_gaps(
+                        graph,
+                        gap.model,
+                        gap.partitions,
+                        client.partition_statuses,
+                        client.built,
+                        skip=skip | {plan.model},
+                    )
+        return Checked(
+            plan.include_inputs, gaps, deeper, impact_of(graph, plan.model, plan.partition_keys)
         )
 
     @_authenticated
@@ -381,7 +594,9 @@ class _Api:
         except DagsterUnavailable as error:
             _note(request, detail=str(error))
             return JSONResponse({"error": "Dagster did not answer"}, status_code=503)
-        mine = [b.as_json() for b in every if _launched_by(b, person)]
+        mine = [
+            await run_in_threadpool(self.explained, b) for b in every if _launched_by(b, person)
+        ]
         return JSONResponse({"backfills": mine})
 
     @_authenticated
@@ -391,7 +606,31 @@ class _Api:
         found = await self._own_backfill(request, person, backfill_id)
         if isinstance(found, Response):
             return found
-        return JSONResponse(found.as_json())
+        return JSONResponse(await run_in_threadpool(self.explained, found))
+
+    def explained(self, backfill: BackfillStatus) -> dict[str, Any]:
+        """The backfill as JSON with each failed partition's reason (`failures`).
+
+        Dagster's backfill counts a partition whose run has failed as in progress until its
+        daemon next looks at the backfill, while the partition itself is already FAILED (what
+        the models table shows). When no run of the backfill is active any more, partitions
+        that a failed run of it did not build are counted as failed, as they are."""
+        shown = backfill.as_json()
+        reader = self.context.failures
+        if reader is None or reader.unknown:
+            shown["failures"] = []
+            shown["failures_unknown"] = reader.unknown if reader else "no Dagster instance"
+            return shown
+        shown["failures_unknown"] = None
+        maybe_failed = backfill.failed or backfill.in_progress or backfill.status == "FAILED"
+        failures = reader.failures(backfill.id, backfill.finished) if maybe_failed else []
+        shown["failures"] = [f.as_json() for f in failures]
+        counts = shown["partitions"]
+        if len(failures) > counts["failed"] and counts["in_progress"]:
+            shown["partitions"] = settled_counts(
+                counts, len(failures), reader.active_runs(backfill.id)
+            )
+        return shown
 
     @_authenticated
     async def cancel(self, request: Request, person: Person) -> Response:
@@ -499,7 +738,24 @@ def request_identity(person: Person, plan: BackfillPlan) -> str:
     keys as checked (so `2024-01-10` and `2024-01-10-00:00` of an hourly model agree) and the
     reason with its outer spaces removed. A SHA-256, so the tag holds no free text twice."""
     fields = [person.id, plan.model, plan.first, plan.last, plan.reason]
+    if plan.include_inputs:
+        fields.append("include_inputs")
     return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
+
+
+def settled_counts(
+    counts: Mapping[str, int], failed_by_runs: int, active_runs: int | None
+) -> dict[str, int]:
+    """Dagster's partition counts of a backfill, with the partitions its failed runs did not
+    build counted as failed once no run of it is active (Dagster's own count says in progress
+    until its daemon looks again). With runs still active, or unknown, the counts stay."""
+    settled = dict(counts)
+    if active_runs != 0:
+        return settled
+    moved = min(max(failed_by_runs - settled["failed"], 0), settled["in_progress"])
+    settled["failed"] += moved
+    settled["in_progress"] -= moved
+    return settled
 
 
 def _launched_by(backfill: BackfillStatus, person: Person) -> bool:
@@ -524,7 +780,17 @@ def _states(model: Model, settings: Settings, ranges: Mapping[str, str]) -> dict
         {"partition": key, "status": status}
         for key, status in zip(keys[-RECENT_PARTITIONS:], state[-RECENT_PARTITIONS:], strict=True)
     ]
-    return {"recent": recent, "counts": counts}
+    size = CALENDAR_PARTITIONS.get(str(model.grain), 91)
+    calendar = [[key, status] for key, status in zip(keys[-size:], state[-size:], strict=True)]
+    return {"recent": recent, "counts": counts, "calendar": calendar}
+
+
+def _audited(scope: Scope, entry: Mapping[str, Any], code: int) -> bool:
+    """Requests that change something or are refused are audited; reads that succeed (the
+    page's polls every two seconds, a preview) are not: they would bury the launches."""
+    if code >= 400:
+        return True
+    return scope["method"] not in ("GET", "HEAD") and entry.get("action") != "preview"
 
 
 class _AuditMiddleware:
@@ -548,7 +814,8 @@ class _AuditMiddleware:
             # rely on its audit line being there.
             if message["type"] == "http.response.start" and not written:
                 written = True
-                self._write(scope, entry, message["status"])
+                if _audited(scope, entry, message["status"]) or self._problem():
+                    self._write(scope, entry, message["status"])
             await send(message)
 
         try:
@@ -556,6 +823,10 @@ class _AuditMiddleware:
         finally:
             if not written:
                 self._write(scope, entry, 500)
+
+    def _problem(self) -> bool:
+        """A file that could not be reloaded: every request says so until it is fixed."""
+        return bool(self.context.access.problem or self.context.models.problem)
 
     def _write(self, scope: Scope, entry: dict[str, Any], code: int) -> None:
         client = scope.get("client")

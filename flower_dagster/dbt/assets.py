@@ -72,7 +72,9 @@ def build_dbt_assets(
             name=f"dbt_{grain.value}_models",
             select=grain_selector(grain),
             exclude="",
-            partitions_def=partitions_for(grain, settings.partition_start, settings.timezone),
+            partitions_def=partitions_for(
+                grain, settings.partition_start, settings.timezone, settings.partition_end
+            ),
             specs=specs[grain],
             dbt_check_specs=check_specs[grain],
         )
