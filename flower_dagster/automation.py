@@ -77,9 +77,16 @@ def repair_condition(partitioned_parents: AssetSelection | None = None) -> Autom
     ).with_label("not failed, or failed and an upstream partition was just updated")
     # The trigger, false almost everywhere, comes first: Dagster evaluates each later clause of
     # an `&` only on the partitions the clauses before it left true.
+    # A diamond: this partition reads X and also Y built from X. When X has just been updated,
+    # Y is about to be re-run; building now would read a half-updated input and build twice.
+    # Waiting one tick lets Y be requested (then it is in progress, an input not ready).
+    diamond_pending = AutomationCondition.any_deps_match(
+        AutomationCondition.any_deps_match(shared.newly_updated).allow(allowed)
+    ).with_label("an upstream partition is about to be re-run from an input this one reads")
     rule = (
         upstream_updated
         & ~shared.inputs_not_ready
+        & ~diamond_pending
         & ~shared.in_progress.with_label("this partition is in progress")
         & own_failure_waits
         & shared.request_answered
@@ -109,10 +116,20 @@ def _shared_clauses() -> _Clauses:
         | in_progress.with_label("in progress")
     ).with_label("an upstream partition is missing, failed or in progress")
     # A tick reads new materializations up to the moment it starts, but sees runs finish live:
-    # a run that ends during a tick would look neither in progress nor done. Until a request
-    # is answered by a materialization (or its run fails), it is not made again.
+    # a run that ends during a tick would look neither in progress nor done, and its
+    # materialization shows only at the next tick. So a request counts as answered when it is
+    # materialized, when its run failed, or once the partition has been seen not in progress at
+    # two evaluations in a row after the one following the request: a run canceled (queued or
+    # running), deleted or never launched then no longer holds the partition, and the rule
+    # requests it again if its inputs still changed since it was built.
+    not_in_progress = ~in_progress
+    settled = (
+        not_in_progress
+        & ~AutomationCondition.newly_requested()
+        & ~not_in_progress.newly_true()
+    ).with_label("not in progress at this evaluation nor at the previous one")
     request_answered = (
-        ~AutomationCondition.newly_requested().since(newly_updated) | failed
+        ~AutomationCondition.newly_requested().since(newly_updated | settled) | failed
     ).with_label("no earlier request of it is still unanswered")
     return _Clauses(newly_updated, in_progress, failed, inputs_not_ready, request_answered)
 

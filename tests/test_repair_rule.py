@@ -73,6 +73,24 @@ def test_a_repair_requests_exactly_its_week_and_month_once(january):
     assert set(january.requested_counts.values()) == {1}
 
 
+def test_a_canceled_rollup_run_is_requested_again_by_itself(january):
+    """Issue 21 case 1: a canceled run used to hold its week forever."""
+    assert january.materialize(["fct_orders"], "2024-01-11")
+    requested = january.tick()
+    assert requested["agg_weekly_revenue"] == {"2024-01-08"}
+    # The daemon queued the weekly's run; an operator cancels it before it starts.
+    queued = january.queue("agg_weekly_revenue", "2024-01-08")
+    assert january.materialize(["agg_daily_revenue"], "2024-01-11")
+    assert january.materialize(["agg_monthly_revenue"], "2024-01-01")
+    assert january.tick() == {}
+    january.cancel(queued)
+    # One evaluation sees it not in progress and waits; the next one requests it again.
+    assert january.tick() == {}
+    assert january.tick() == {"agg_weekly_revenue": {"2024-01-08"}}
+    assert all(january.run_requested())
+    assert january.tick() == {}
+
+
 def test_a_failed_day_blocks_its_week_and_month_until_it_is_repaired(january, own_warehouse):
     day = date(2024, 1, 24)
     corrupt_day(own_warehouse.duckdb_path, day)
