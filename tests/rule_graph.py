@@ -196,11 +196,15 @@ class RuleGraph:
         return [(group[0], group[-1]) for group in found]
 
     def settle(self, max_ticks: int = 8) -> dict[tuple[str, str], int]:
-        """Tick and run until nothing is requested: how often each partition was requested."""
+        """Tick and run until two ticks request nothing: how often each partition was requested."""
         counts: dict[tuple[str, str], int] = defaultdict(int)
+        quiet = 0
         for _ in range(max_ticks):
             requested = self.tick()
-            if not requested:
+            # A request whose run was canceled, deleted or never launched is made again one
+            # evaluation after the first that sees it settled: two quiet ticks are settled.
+            quiet = 0 if requested else quiet + 1
+            if quiet == 2:
                 return dict(counts)
             for name, partitions in requested.items():
                 for partition in partitions:
