@@ -23,6 +23,7 @@ help:
 	@echo "make admin      the backfill admin for model authors, next to make dev (docs/backfills.md)"
 	@echo "make test       set up and run the whole test suite (with lint)"
 	@echo "make test-fast  the tests without the slow end-to-end suites"
+	@echo "make test-operations  random sequences of operations against the repair rule (FLOWER_OPERATIONS_SEEDS=20)"
 	@echo "make bench      the benchmarks: docs/benchmarks.md and its figures (~15 minutes)"
 	@echo "make test-latest  the tests on the newest allowed Dagster/dbt releases (.venv-latest)"
 	@echo "make test-spark the demo on Spark (dbt-spark session, a local JVM), compared with DuckDB"
@@ -120,6 +121,13 @@ test: setup lint
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# The randomized operations test with many seeds (`make test` runs two); a failure prints its seed.
+FLOWER_OPERATIONS_SEEDS ?= 20
+FLOWER_OPERATIONS_STEPS ?= 10
+test-operations: setup
+	FLOWER_OPERATIONS_SEEDS=$(FLOWER_OPERATIONS_SEEDS) FLOWER_OPERATIONS_STEPS=$(FLOWER_OPERATIONS_STEPS) \
+	  $(BIN)/python -m pytest tests/test_operations_random.py -p no:xdist -s -q
 
 # The Spark suite alone (`make test` runs it too): Java 17 and pyspark, no server.
 test-spark: setup

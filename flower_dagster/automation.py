@@ -8,11 +8,15 @@ UI shows on every evaluation:
   last materialized (a repair, or the last day of its window arriving);
 - none of the partitions it reads is missing (the source check: all 7 days of the week), failed
   its latest run (a failing blocking dbt test fails the run), or is in progress;
+- none of the partitions it reads is about to be re-run from another input it reads (a
+  diamond: a month built from a day and from that day's week waits one tick for the week);
 - it is not in progress itself;
 - if its own latest run failed, only new upstream data requests it again: a roll-up that fails
   is not retried on every tick, the alert takes it from there;
-- no earlier request of it is still unanswered (requested, and neither built nor failed since),
-  so a run that ends in the middle of a tick is not launched a second time.
+- no earlier request of it is still unanswered (requested, and neither built nor failed since,
+  nor seen settled: not in progress at two evaluations in a row), so a run that ends in the
+  middle of a tick is not launched a second time, and a canceled, deleted or never launched
+  one is requested again.
 
 The trigger compares the per-partition times of the upstream update and of this partition's last
 update (`since`), not tick by tick, so a repair that lands after the roll-up's run finished but
@@ -75,11 +79,18 @@ def repair_condition(partitioned_parents: AssetSelection | None = None) -> Autom
     own_failure_waits = (
         ~(shared.failed & ~AutomationCondition.any_deps_match(shared.newly_updated).allow(allowed))
     ).with_label("not failed, or failed and an upstream partition was just updated")
+    # A diamond: this partition reads X and also Y built from X. When X has just been updated,
+    # Y is about to be re-run; building now would read a half-updated input and build twice.
+    # Waiting one tick lets Y be requested (then it is in progress, an input not ready).
+    diamond_pending = AutomationCondition.any_deps_match(
+        AutomationCondition.any_deps_match(shared.newly_updated).allow(allowed)
+    ).with_label("an upstream partition is about to be re-run from an input this one reads")
     # The trigger, false almost everywhere, comes first: Dagster evaluates each later clause of
     # an `&` only on the partitions the clauses before it left true.
     rule = (
         upstream_updated
         & ~shared.inputs_not_ready
+        & ~diamond_pending
         & ~shared.in_progress.with_label("this partition is in progress")
         & own_failure_waits
         & shared.request_answered
@@ -109,10 +120,18 @@ def _shared_clauses() -> _Clauses:
         | in_progress.with_label("in progress")
     ).with_label("an upstream partition is missing, failed or in progress")
     # A tick reads new materializations up to the moment it starts, but sees runs finish live:
-    # a run that ends during a tick would look neither in progress nor done. Until a request
-    # is answered by a materialization (or its run fails), it is not made again.
+    # a run that ends during a tick would look neither in progress nor done, and its
+    # materialization shows only at the next tick. So a request counts as answered when it is
+    # materialized, when its run failed, or once the partition has been seen not in progress at
+    # two evaluations in a row after the one following the request: a run canceled (queued or
+    # running), deleted or never launched then no longer holds the partition, and the rule
+    # requests it again if its inputs still changed since it was built.
+    not_in_progress = ~in_progress
+    settled = (
+        not_in_progress & ~AutomationCondition.newly_requested() & ~not_in_progress.newly_true()
+    ).with_label("not in progress at this evaluation nor at the previous one")
     request_answered = (
-        ~AutomationCondition.newly_requested().since(newly_updated) | failed
+        ~AutomationCondition.newly_requested().since(newly_updated | settled) | failed
     ).with_label("no earlier request of it is still unanswered")
     return _Clauses(newly_updated, in_progress, failed, inputs_not_ready, request_answered)
 

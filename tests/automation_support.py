@@ -11,6 +11,7 @@ from dagster import (
     AssetKey,
     AssetSelection,
     DagsterInstance,
+    DagsterRun,
     Definitions,
     evaluate_automation_conditions,
     materialize,
@@ -50,6 +51,24 @@ class Automation:
 
     def materialize_unpartitioned(self) -> bool:
         return self._run(AssetSelection.tag("flower/grain", "unpartitioned"), {}).success
+
+    def queue(self, name: str, first: str, last: str | None = None) -> DagsterRun:
+        """A run of partitions first..last of `name` created but not started, as the daemon
+        leaves it before a run worker picks it up (its partitions are in progress)."""
+        key = AssetKey(name)
+        job = self.defs.get_implicit_global_asset_job_def().get_subset(asset_selection={key})
+        return self.instance.create_run_for_job(
+            job,
+            asset_selection=frozenset({key}),
+            tags={
+                ASSET_PARTITION_RANGE_START_TAG: first,
+                ASSET_PARTITION_RANGE_END_TAG: last or first,
+            },
+        )
+
+    def cancel(self, run: DagsterRun) -> None:
+        """What the UI's Terminate does to a run no worker has started."""
+        self.instance.report_run_canceled(run, "canceled by an operator")
 
     def tick(self) -> Requested:
         """One evaluation of every automation condition; returns what it requested."""

@@ -29,8 +29,10 @@ from dagster import (
 
 from flower_dagster.automation import repair_condition
 from flower_dagster.cli import main
+from flower_dagster.dagster_tags import PARTITION_NAME_TAG
 from flower_dagster.errors import ModelSelectionError
 from flower_dagster.impact import (
+    CANCELED,
     Blocker,
     ImpactedPartition,
     impacted_partitions,
@@ -299,6 +301,38 @@ def test_a_partition_in_progress_blocks_itself_and_what_reads_it(small_graph, tm
     }
     assert "itself (in progress)" in render_text(impact)
     instance.dispose()
+
+
+def test_a_canceled_run_shows_as_a_pending_rerun_not_as_nothing_blocks(small_graph, tmp_path):
+    """Issue 21: a canceled request of the rule is re-requested; the preview says so."""
+    instance = make_instance(tmp_path / "home")
+    _record(instance, "orders", _days("2024-01-01", "2024-01-31"))
+    _record(instance, "weekly_revenue", ["2024-01-01", "2024-01-08", "2024-01-15", "2024-01-22"])
+    _record(instance, "weekly_revenue", ["2024-01-29"])
+    # The rule's run of the week, queued then canceled by an operator before it built.
+    job = SMALL.get_implicit_global_asset_job_def().get_subset(
+        asset_selection={K("weekly_revenue")}
+    )
+    queued = instance.create_run_for_job(
+        job,
+        asset_selection=frozenset({K("weekly_revenue")}),
+        tags={PARTITION_NAME_TAG: "2024-01-08"},
+    )
+    queued_impact = preview(small_graph, "orders", ["2024-01-10"], instance)
+    instance.report_run_canceled(queued, "canceled by an operator")
+    impact = preview(small_graph, "orders", ["2024-01-10"], instance)
+    instance.dispose()
+    week = ("weekly_revenue", "2024-01-08")
+    assert _by_partition(list(queued_impact.impacted))[week] == [
+        "weekly_revenue 2024-01-08 (in progress)"
+    ]
+    assert _by_partition(list(impact.impacted)) == {
+        ("daily_revenue", "2024-01-10"): [],
+        week: [f"weekly_revenue 2024-01-08 ({CANCELED})"],
+        # The rule requests the week again by itself: it does not hold the month back.
+        ("monthly_peak", "2024-01-01"): [],
+    }
+    assert f"itself ({CANCELED})" in render_text(impact)
 
 
 def test_text_table_merges_neighbouring_partitions_and_ranges_of_blockers(small_graph):

@@ -7,11 +7,21 @@ for real (dbt on DuckDB) before the next tick, as the daemon would.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import date
 
 import pytest
-from dagster import AssetKey, AssetSelection, DagsterEventType
+from dagster import (
+    AssetKey,
+    AssetMaterialization,
+    AssetRecordsFilter,
+    AssetSelection,
+    DagsterEventType,
+    DagsterRunStatus,
+    RunsFilter,
+)
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 from dagster._core.loader import LoadingContextForTest
 
@@ -71,6 +81,82 @@ def test_a_repair_requests_exactly_its_week_and_month_once(january):
         "agg_daily_revenue": {"2024-01-09"},
     }
     assert set(january.requested_counts.values()) == {1}
+
+
+def test_a_canceled_rollup_run_is_requested_again_by_itself(january):
+    """Issue 21 case 1: a canceled run used to hold its week forever."""
+    assert january.materialize(["fct_orders"], "2024-01-11")
+    requested = january.tick()
+    assert requested["agg_weekly_revenue"] == {"2024-01-08"}
+    # The daemon queued the weekly's run; an operator cancels it before it starts.
+    queued = january.queue("agg_weekly_revenue", "2024-01-08")
+    assert january.materialize(["agg_daily_revenue"], "2024-01-11")
+    assert january.materialize(["agg_monthly_revenue"], "2024-01-01")
+    assert january.tick() == {}
+    january.cancel(queued)
+    # One evaluation sees it not in progress and waits; the next one requests it again.
+    assert january.tick() == {}
+    assert january.tick() == {"agg_weekly_revenue": {"2024-01-08"}}
+    assert all(january.run_requested())
+    assert january.tick() == {}
+
+
+def test_a_repair_recorded_while_the_rollup_runs_is_read_by_a_second_dbt_run(january):
+    """Issue 21 case 3: a repair that landed while the week's dbt ran used to be lost.
+
+    DuckDB takes one writer, so the repair here is the one another engine (`warehouse.slots`
+    above 1) would record: a materialization of a day of the week, written to the instance
+    from another thread while the week's dbt is running in its own process.
+    """
+    january.settle()
+    key, week, day = AssetKey("fct_orders"), "2024-01-15", "2024-01-18"
+    done: dict[str, object] = {}
+    worker = threading.Thread(
+        target=lambda: done.update(
+            result=january._run(
+                AssetSelection.assets(AssetKey("agg_weekly_revenue")),
+                {ASSET_PARTITION_RANGE_START_TAG: week, ASSET_PARTITION_RANGE_END_TAG: week},
+            )
+        )
+    )
+    worker.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not _dbt_started(january, week):
+            assert time.monotonic() < deadline, "the week's dbt never started"
+            time.sleep(0.05)
+        january.instance.report_runless_asset_event(AssetMaterialization(key, partition=day))
+        repair = january.instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=key, asset_partitions=[day]), limit=1
+        ).records[0]
+    finally:
+        worker.join(timeout=300)
+    result = done["result"]
+    assert result.success
+    warnings = [
+        entry.user_message
+        for entry in january.instance.all_logs(result.run_id)
+        if "changed while dbt ran" in entry.user_message
+    ]
+    assert warnings == ["fct_orders changed while dbt ran; running dbt again"]
+    built = january.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey("agg_weekly_revenue"), asset_partitions=[week]),
+        limit=1,
+    ).records[0]
+    # The week's last build started after the repair was recorded, and the rule has nothing
+    # left to do for it.
+    assert built.storage_id > repair.storage_id
+    assert "agg_weekly_revenue" not in january.settle()
+
+
+def _dbt_started(automation: Automation, partition: str) -> bool:
+    """Whether a running run has logged the start of its dbt build for `partition`."""
+    running = automation.instance.get_run_records(RunsFilter(statuses=[DagsterRunStatus.STARTED]))
+    return any(
+        entry.user_message.startswith(f"dbt build for partitions {partition}:")
+        for record in running
+        for entry in automation.instance.all_logs(record.dagster_run.run_id)
+    )
 
 
 def test_a_failed_day_blocks_its_week_and_month_until_it_is_repaired(january, own_warehouse):

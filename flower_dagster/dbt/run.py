@@ -38,6 +38,7 @@ from dagster_dbt import DbtCliInvocation, DbtCliResource
 
 from flower_dagster._compat import DAGSTER_DBT_UNIQUE_ID_METADATA_KEY
 from flower_dagster.dagster_tags import BACKFILL_ID_TAG
+from flower_dagster.dbt import provenance
 from flower_dagster.dbt.profile import resolve_target
 from flower_dagster.dbt.selection import INDIRECT_SELECTION_ENV
 from flower_dagster.dbt.target_dirs import finish_invocation, prepare_invocation
@@ -56,6 +57,30 @@ from flower_dagster.warehouse_lock import warehouse_lock
 
 
 def run_dbt_build(
+    context: AssetExecutionContext, dbt: DbtCliResource, managed: frozenset[AssetKey]
+) -> Iterator[Any]:
+    """One build, then again while an input partition it read changed during it (provenance.py)."""
+    inputs = provenance.step_inputs(context, managed)
+    reported: set[AssetCheckKey] = set()
+    for _ in range(provenance.MAX_RERUNS + 1):
+        before = provenance.snapshot(context.instance, inputs)
+        for event in _build_once(context, dbt, managed):
+            # Dagster takes one result per check and step: a re-run's repeat is not reported.
+            if isinstance(event, AssetCheckResult):
+                check = AssetCheckKey(event.asset_key, event.check_name)
+                if check in reported:
+                    continue
+                reported.add(check)
+            yield event
+        changed = provenance.changed_since(context.instance, inputs, before)
+        if not changed:
+            return
+        names = ", ".join(key.to_user_string() for key in changed)
+        context.log.warning(f"{names} changed while dbt ran; running dbt again")
+    raise DbtRunError(f"inputs kept changing while dbt ran ({names}); gave up after re-runs")
+
+
+def _build_once(
     context: AssetExecutionContext, dbt: DbtCliResource, managed: frozenset[AssetKey]
 ) -> Iterator[Any]:
     """The body of every flower dbt asset: source check, then `dbt build` over the window.

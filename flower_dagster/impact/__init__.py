@@ -24,7 +24,7 @@ from flower_dagster.impact.graph import (
     not_rerun_descendants,
     not_yet_partitions,
 )
-from flower_dagster.impact.model import BLOCKED, Blocker, Impact, ImpactedPartition
+from flower_dagster.impact.model import BLOCKED, CANCELED, Blocker, Impact, ImpactedPartition
 from flower_dagster.impact.preview import preview, run_impact
 from flower_dagster.impact.render import render_json, render_text
 from flower_dagster.impact.selection import check_partitions, resolve_model
@@ -32,6 +32,7 @@ from flower_dagster.impact.status import instance_from_environment
 
 __all__ = [
     "BLOCKED",
+    "CANCELED",
     "Blocker",
     "Impact",
     "ImpactedPartition",

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dagster import AssetKey, DagsterInstance
 
 from flower_dagster.asset_graph import AssetGraph
-from flower_dagster.impact.model import BLOCKED, Blocker, ImpactedPartition
+from flower_dagster.impact.model import BLOCKED, CANCELED, Blocker, ImpactedPartition
 from flower_dagster.impact.status import PartitionHealth, read_health
 from flower_dagster.inputs import Problem
 
@@ -52,6 +52,9 @@ def blockers_from_health(
             }
             if partition in state.in_progress:
                 blockers.add(Blocker(name, partition, str(Problem.IN_PROGRESS)))
+            canceled = Blocker(name, partition, CANCELED)
+            if partition in state.canceled:
+                blockers.add(canceled)
             # The upstream partitions whose update triggers this one: if none of them is
             # updated (all blocked), it waits for them even when their old data is healthy.
             parents = asset_graph.get_parents_partitions(key, partition).parent_partitions
@@ -63,7 +66,8 @@ def blockers_from_health(
             if not triggers & updated:
                 listed = {(b.asset, b.partition) for b in blockers}
                 blockers |= {Blocker(a, p, BLOCKED) for a, p in triggers if (a, p) not in listed}
-            if not blockers:
+            # A canceled request is made again by the rule: it does not hold its descendants.
+            if not blockers - {canceled}:
                 updated.add((name, partition))
             found.append(ImpactedPartition(key, partition, tuple(sorted(blockers))))
     return found

@@ -9,6 +9,9 @@ from dagster import AssetKey, PartitionsDefinition
 
 # An impacted partition that waits for an impacted upstream partition which is blocked itself.
 BLOCKED = "blocked"
+# An impacted partition whose latest run was canceled (or deleted) before it built: the rule
+# requests it again by itself once it has seen it settled, so it does not block its descendants.
+CANCELED = "canceled, the rule requests it again"
 
 
 @dataclass(frozen=True, order=True)
@@ -17,7 +20,7 @@ class Blocker:
 
     asset: str
     partition: str | None
-    problem: str  # missing | failed | in progress (inputs.Problem) | blocked
+    problem: str  # missing | failed | in progress (inputs.Problem) | blocked | CANCELED
 
     def __str__(self) -> str:
         where = f"{self.asset} {self.partition}" if self.partition else self.asset

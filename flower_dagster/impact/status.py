@@ -7,7 +7,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from dagster import AssetKey, AssetPartitionStatus, DagsterInstance
+from dagster import (
+    AssetKey,
+    AssetPartitionStatus,
+    AssetRecordsFilter,
+    DagsterInstance,
+    DagsterRunStatus,
+)
 
 from flower_dagster.asset_graph import AssetGraph
 from flower_dagster.inputs import InputProblem, input_problems
@@ -19,8 +25,10 @@ class PartitionHealth:
 
     # Per partition, the upstream partitions it reads that are missing, failed or in progress.
     input_problems: Mapping[str | None, Sequence[InputProblem]]
-    # Its own partitions that a run is building now.
+    # Its own partitions that a run is building now (queued runs included).
     in_progress: frozenset[str]
+    # Its own partitions whose latest run ended canceled, after their latest materialization.
+    canceled: frozenset[str] = frozenset()
 
 
 def read_health(
@@ -39,8 +47,33 @@ def read_health(
             in_progress=frozenset(
                 p for p, status in statuses.items() if status == AssetPartitionStatus.IN_PROGRESS
             ),
+            canceled=canceled_partitions(instance, key, keys),
         )
     return health
+
+
+def canceled_partitions(
+    instance: DagsterInstance, asset_key: AssetKey, partition_keys: Sequence[str]
+) -> frozenset[str]:
+    """The partitions whose latest planned run was canceled without materializing them.
+
+    Dagster's partition status counts such a partition as neither failed nor in progress (it
+    shows its older materialization, or nothing), so it is looked up per partition: the latest
+    run planned to build it, and whether a materialization came after that plan.
+    """
+    found = set()
+    for partition in partition_keys:
+        planned = instance.get_latest_planned_materialization_info(asset_key, partition)
+        if planned is None:
+            continue
+        run = instance.get_run_by_id(planned.run_id)
+        if run is None or run.status == DagsterRunStatus.CANCELED:
+            records = instance.fetch_materializations(
+                AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1
+            ).records
+            if not records or records[0].storage_id < planned.storage_id:
+                found.add(partition)
+    return frozenset(found)
 
 
 @contextmanager
