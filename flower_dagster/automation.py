@@ -8,8 +8,10 @@ UI shows on every evaluation:
   last materialized (a repair, or the last day of its window arriving);
 - none of the partitions it reads is missing (the source check: all 7 days of the week), failed
   its latest run (a failing blocking dbt test fails the run), or is in progress;
-- none of the partitions it reads is about to be re-run from another input it reads (a
-  diamond: a month built from a day and from that day's week waits one tick for the week);
+- none of the partitions it reads has a re-run of its own pending (its inputs changed since it
+  was built: a diamond, a month built from a day and from that day's week, waits for the week;
+  a month waits for a week whose request was canceled), so nothing is built on a half-updated
+  input and built again;
 - it is not in progress itself;
 - if its own latest run failed, only new upstream data requests it again: a roll-up that fails
   is not retried on every tick, the alert takes it from there;
@@ -49,7 +51,10 @@ def partitioned_assets() -> AssetSelection:
     return selection
 
 
-def repair_condition(partitioned_parents: AssetSelection | None = None) -> AutomationCondition:
+def repair_condition(
+    partitioned_parents: AssetSelection | None = None,
+    partitioned_grandparents: AssetSelection | None = None,
+) -> AutomationCondition:
     """The roll-up rule as one composition of Dagster's own conditions.
 
     Only updates of partitioned parents count: by default every asset with a grain
@@ -64,13 +69,10 @@ def repair_condition(partitioned_parents: AssetSelection | None = None) -> Autom
     and shared by every roll-up's rule.
     """
     allowed = partitioned_assets() if partitioned_parents is None else partitioned_parents
+    grand = partitioned_assets() if partitioned_grandparents is None else partitioned_grandparents
     shared = _shared_clauses()
-    upstream_updated = (
-        AutomationCondition.any_deps_match(shared.newly_updated)
-        # A re-run staging view must not re-request three years of daily partitions.
-        .allow(allowed)
-        .since(shared.newly_updated)
-        .with_label("an upstream partition was updated since this partition was built")
+    upstream_updated = _updated_since_built(allowed, shared.newly_updated).with_label(
+        "an upstream partition was updated since this partition was built"
     )
     # "Not failed, or an upstream partition just updated", written as "not (failed and no
     # upstream update)": Dagster evaluates an `|`'s every part on every candidate, but an `&`'s
@@ -79,23 +81,33 @@ def repair_condition(partitioned_parents: AssetSelection | None = None) -> Autom
     own_failure_waits = (
         ~(shared.failed & ~AutomationCondition.any_deps_match(shared.newly_updated).allow(allowed))
     ).with_label("not failed, or failed and an upstream partition was just updated")
-    # A diamond: this partition reads X and also Y built from X. When X has just been updated,
-    # Y is about to be re-run; building now would read a half-updated input and build twice.
-    # Waiting one tick lets Y be requested (then it is in progress, an input not ready).
-    diamond_pending = AutomationCondition.any_deps_match(
-        AutomationCondition.any_deps_match(shared.newly_updated).allow(allowed)
-    ).with_label("an upstream partition is about to be re-run from an input this one reads")
+    # A parent whose own inputs changed since it was built is about to be re-run (requested in
+    # this tick, or again after a canceled run): building now would read a half-updated input
+    # and build twice. Its own trigger, evaluated here over its partitioned parents, says so.
+    parent_pending = (
+        AutomationCondition.any_deps_match(_updated_since_built(grand, shared.newly_updated))
+        .allow(allowed)
+        .with_label("an upstream partition has a re-run pending (its own inputs changed)")
+    )
     # The trigger, false almost everywhere, comes first: Dagster evaluates each later clause of
     # an `&` only on the partitions the clauses before it left true.
     rule = (
         upstream_updated
         & ~shared.inputs_not_ready
-        & ~diamond_pending
+        & ~parent_pending
         & ~shared.in_progress.with_label("this partition is in progress")
         & own_failure_waits
         & shared.request_answered
     )
     return rule.with_label("repair rule: re-run when inputs changed and are complete")
+
+
+def _updated_since_built(
+    parents: AssetSelection, newly_updated: AutomationCondition
+) -> AutomationCondition:
+    """A partition read from `parents` was updated since this partition was last built."""
+    # `allow`: a re-run staging view must not re-request three years of daily partitions.
+    return AutomationCondition.any_deps_match(newly_updated).allow(parents).since(newly_updated)
 
 
 @dataclass(frozen=True)

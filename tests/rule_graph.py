@@ -82,8 +82,12 @@ def latest_storage_ids(
 
 def _make_asset(name: str, grain: Grain, parents: tuple[str, ...], faults: Faults):
     partitions_def = partitions_for(grain, START, TIMEZONE)
+    grandparents = sorted({g for p in parents for g in GRAPH[p][1]})
     condition = (
-        repair_condition(AssetSelection.assets(*(AssetKey(p) for p in parents)))
+        repair_condition(
+            AssetSelection.assets(*(AssetKey(p) for p in parents)),
+            AssetSelection.assets(*(AssetKey(g) for g in grandparents)),
+        )
         if parents
         else None
     )

@@ -13,7 +13,7 @@ blocking asset check `inputs_complete` (the source check), evaluated before dbt 
 
 # No `from __future__ import annotations` here: Dagster inspects the `context` annotation.
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -135,9 +135,18 @@ def rollup_conditions(
 ) -> dict[str, AutomationCondition]:
     """The repair rule of every roll-up, over its own partitioned parents (see
     `repair_condition`: the parents whose updates count, as keys Dagster looks up directly)."""
+
+    def keys(uids: Iterable[str]) -> AssetSelection:
+        return AssetSelection.assets(*(asset_keys[uid] for uid in sorted(set(uids))))
+
     return {
         uid: repair_condition(
-            AssetSelection.assets(*(asset_keys[parent] for parent in node.partitioned_parents))
+            keys(node.partitioned_parents),
+            keys(
+                grand
+                for parent in node.partitioned_parents
+                for grand in grains[parent].partitioned_parents
+            ),
         )
         for uid, node in grains.items()
         if node.is_rollup
