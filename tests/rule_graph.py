@@ -31,6 +31,8 @@ from dagster import (
     evaluate_automation_conditions,
     materialize,
 )
+from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+from dagster._core.loader import LoadingContextForTest
 
 from flower_dagster.automation import repair_condition
 from flower_dagster.partitions import GRAIN_TAG, Grain, partitions_for
@@ -224,6 +226,25 @@ class RuleGraph:
         ).records
         for record in records:
             found[record.partition_key] = (record.storage_id, record.run_id)
+        return found
+
+    def stale_but_fresh(self) -> list[str]:
+        """Built roll-up partitions an input of which changed since they read it, that
+        Dagster's staleness (the UI's "Unsynced") shows as fresh."""
+        resolver = CachingStaleStatusResolver(
+            self.instance, self.faults.graph, LoadingContextForTest(self.instance)
+        )
+        latest = {name: self.latest(name) for name in GRAPH}
+        found = []
+        for name in ROLLUPS:
+            for partition, (_, run_id) in latest[name].items():
+                read = self.faults.reads[(run_id, name, partition)]
+                changed = any(
+                    latest[item.split("|")[0]].get(item.split("|")[1], (0, ""))[0] != storage_id
+                    for item, storage_id in read.items()
+                )
+                if changed and resolver.get_status(AssetKey(name), partition) == StaleStatus.FRESH:
+                    found.append(f"{name} {partition}")
         return found
 
     def provenance_errors(self, blocked: Iterable[tuple[str, str]] = ()) -> list[str]:

@@ -12,7 +12,9 @@ settles (tick, run what was requested, until nothing is); then:
   input partition (the storage ids the asset saw when it read its inputs);
 - built once per change: during the settle no partition is requested twice, and none is
   requested in the same tick as one of the partitions it reads (a half-updated build);
-- nothing is left in progress: no run is queued or running.
+- nothing is left in progress: no run is queued or running;
+- after every operation, no partition whose input changed since it read it is shown fresh by
+  Dagster's staleness (the UI's "Unsynced").
 
 `make test` runs SEEDS; `make test-operations` runs FLOWER_OPERATIONS_SEEDS sequences of
 FLOWER_OPERATIONS_STEPS operations each. A failure names its seed and the operations it ran.
@@ -118,6 +120,9 @@ def check_sequence(graph: RuleGraph, seed: int, steps: int) -> list[str]:
     try:
         for _ in range(steps):
             _operate(graph, rng, log)
+            # Whatever the state, the UI never calls a partition fresh whose input changed.
+            shown_fresh = graph.stale_but_fresh()
+            assert not shown_fresh, f"shown fresh while an input it read changed: {shown_fresh}"
         # The team repairs every failing day; then nobody touches anything.
         for root, day in sorted(graph.faults.failing):
             graph.faults.failing.discard((root, day))
