@@ -2,13 +2,16 @@
 
 `dagster dev` (webserver and daemon) runs on 127.0.0.1 with a temporary DAGSTER_HOME and the
 demo's calendar as `make dev` sets it (FLOWER_PARTITION_END); headless Chromium (tests/cdp.py)
-opens fct_orders as a new user does. The Materialize dialog and the partition list open on the
-last partitions: they must be days with demo data, not empty days up to today.
+opens fct_orders as a new user does. The partition list opens on the last partitions and the
+Materialize dialog's range ends with the calendar: both must be days with demo data, not empty
+days up to today. (This Dagster's dialog opens with an empty "Custom" selection; whatever it
+preselects must lie within the demo's days.)
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -136,6 +139,10 @@ def test_the_first_session_opens_on_the_demo_data_and_backfills_january(
     assert placeholder.endswith("[2024-01-03...2024-03-31]"), placeholder
     axis = browser.wait_for(f"{_texts(DIALOG, 'span')}.filter(t => /^2024-/.test(t))")
     assert axis == ["2024-01-01", "2024-03-31"], axis
+    preselected = browser.evaluate(f"{RANGE_INPUT}.value")
+    assert all(
+        "2024-01-01" <= day <= DEMO_END for day in re.findall(r"\d{4}-\d\d-\d\d", preselected)
+    )
     assert browser.evaluate(f"{DIALOG}.textContent").count("in a single run") == 1
 
     # Step 2: January, typed as the README says, then Launch backfill.
