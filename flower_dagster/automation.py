@@ -9,9 +9,9 @@ UI shows on every evaluation:
 - none of the partitions it reads is missing (the source check: all 7 days of the week), failed
   its latest run (a failing blocking dbt test fails the run), or is in progress;
 - none of the partitions it reads has a re-run of its own pending (its inputs changed since it
-  was built: a diamond, a month built from a day and from that day's week, waits for the week;
-  a month waits for a week whose request was canceled), so nothing is built on a half-updated
-  input and built again;
+  was built, and none of them is missing or failed: a diamond, a month built from a day and
+  from that day's week, waits for the week; a month waits for a week whose request was
+  canceled), so nothing is built on a half-updated input and built again;
 - it is not in progress itself;
 - if its own latest run failed, only new upstream data requests it again: a roll-up that fails
   is not retried on every tick, the alert takes it from there;
@@ -84,8 +84,12 @@ def repair_condition(
     # A parent whose own inputs changed since it was built is about to be re-run (requested in
     # this tick, or again after a canceled run): building now would read a half-updated input
     # and build twice. Its own trigger, evaluated here over its partitioned parents, says so.
+    # A parent blocked by a missing or failed input of its own is not about to re-run: waiting
+    # for it would hold this partition back as long as the blocker lasts.
     parent_pending = (
-        AutomationCondition.any_deps_match(_updated_since_built(grand, shared.newly_updated))
+        AutomationCondition.any_deps_match(
+            _updated_since_built(grand, shared.newly_updated) & ~shared.inputs_blocked
+        )
         .allow(allowed)
         .with_label("an upstream partition has a re-run pending (its own inputs changed)")
     )
@@ -116,6 +120,7 @@ class _Clauses:
     in_progress: AutomationCondition
     failed: AutomationCondition
     inputs_not_ready: AutomationCondition
+    inputs_blocked: AutomationCondition
     request_answered: AutomationCondition
 
 
@@ -145,7 +150,12 @@ def _shared_clauses() -> _Clauses:
     request_answered = (
         ~AutomationCondition.newly_requested().since(newly_updated | settled) | failed
     ).with_label("no earlier request of it is still unanswered")
-    return _Clauses(newly_updated, in_progress, failed, inputs_not_ready, request_answered)
+    inputs_blocked = AutomationCondition.any_deps_match(
+        AutomationCondition.missing().with_label("missing") | failed.with_label("latest run failed")
+    ).with_label("an upstream partition is missing or failed")
+    return _Clauses(
+        newly_updated, in_progress, failed, inputs_not_ready, inputs_blocked, request_answered
+    )
 
 
 def repair_sensor(

@@ -531,8 +531,10 @@ def _cli(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 @pytest.mark.slow
-def test_cli_without_dagster_home(warehouse, capsys, monkeypatch):
+def test_cli_without_dagster_home(warehouse, capsys, monkeypatch, tmp_path):
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    # Outside a checkout: no dev instance to fall back on (tests/test_demo_first_hour.py has it).
+    monkeypatch.setattr("flower_dagster.cli.DEV_DAGSTER_HOME", tmp_path / "no_dagster_home")
     code, out, err = _cli(capsys, "fct_sessions", "2024-02-01")
     assert (code, err) == (0, "")
     assert out.startswith("A repair of fct_sessions 2024-02-01 re-runs 4 partitions of 3 models")
