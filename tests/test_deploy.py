@@ -161,3 +161,15 @@ def test_the_environment_is_the_lock_files_with_dbt_core_1_12_and_no_experimenta
     else:
         raise AssertionError("dbt-core-experimental-parser is installed")
     assert not (REPO_ROOT / "constraints.txt").exists()
+
+
+def test_the_helm_daemon_frees_the_slots_of_dead_runs_like_the_instance_file():
+    """The chart renders the daemon's run_monitoring from its own values: without them a pod
+    killed mid-run keeps the `warehouse` slot and every later dbt run waits queued."""
+    monitoring = _values()["dagsterDaemon"]["runMonitoring"]
+    instance = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())["run_monitoring"]
+    assert monitoring["enabled"] is True
+    assert monitoring["pollIntervalSeconds"] == instance["poll_interval_seconds"]
+    assert monitoring["freeSlotsAfterRunEndSeconds"] == instance["free_slots_after_run_end_seconds"]
+    assert 0 < monitoring["freeSlotsAfterRunEndSeconds"] <= 60
+    assert monitoring["startTimeoutSeconds"] >= 180
