@@ -447,9 +447,12 @@ class _Api:
                 if cell[0] in stale:
                     cell[1] = "unsynced"
 
-    @_authenticated
-    async def launch(self, request: Request, person: Person) -> Response:
-        _note(request, action="launch")
+    async def _planned(
+        self, request: Request, person: Person, need_reason: bool
+    ) -> tuple[BackfillPlan, Checked, Refused | None] | Response:
+        """The body read into a plan and its inputs checked, as a launch and a preview both
+        need them: the plan, what the check found and the refusal it leads to, or the response
+        that ends the request (a bad body, a refused plan, Dagster not answering)."""
         body = await _json_body(request)
         if isinstance(body, Refused):
             return _refusal(request, body)
@@ -460,7 +463,11 @@ class _Api:
             )
         try:
             plan = plan_backfill(
-                body, self.mine(person), self.context.models.current(), self.context.settings
+                body,
+                self.mine(person),
+                self.context.models.current(),
+                self.context.settings,
+                need_reason=need_reason,
             )
         except Refused as refused:
             return _refusal(request, refused)
@@ -469,7 +476,15 @@ class _Api:
         except DagsterUnavailable as error:
             _note(request, detail=str(error))
             return JSONResponse({"error": "Dagster did not answer"}, status_code=503)
-        refused = checked.refusal(plan, self.mine(person))
+        return plan, checked, checked.refusal(plan, self.mine(person))
+
+    @_authenticated
+    async def launch(self, request: Request, person: Person) -> Response:
+        _note(request, action="launch")
+        planned = await self._planned(request, person, need_reason=True)
+        if isinstance(planned, Response):
+            return planned
+        plan, checked, refused = planned
         if refused is not None:
             _note(request, inputs=[str(g) for g in checked.gaps])
             return _refusal(request, refused, checked.as_json())
@@ -527,25 +542,10 @@ class _Api:
     async def preview(self, request: Request, person: Person) -> Response:
         """What a launch of this body would find and re-run; launches nothing."""
         _note(request, action="preview")
-        body = await _json_body(request)
-        if isinstance(body, Refused):
-            return _refusal(request, body)
-        try:
-            plan = plan_backfill(
-                body,
-                self.mine(person),
-                self.context.models.current(),
-                self.context.settings,
-                need_reason=False,
-            )
-        except Refused as refused:
-            return _refusal(request, refused)
-        try:
-            checked = await run_in_threadpool(self.check, plan, person)
-        except DagsterUnavailable as error:
-            _note(request, detail=str(error))
-            return JSONResponse({"error": "Dagster did not answer"}, status_code=503)
-        refused = checked.refusal(plan, self.mine(person))
+        planned = await self._planned(request, person, need_reason=False)
+        if isinstance(planned, Response):
+            return planned
+        plan, checked, refused = planned
         return JSONResponse(
             {
                 "model": plan.model,
