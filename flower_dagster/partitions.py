@@ -8,6 +8,7 @@ default time-window mapping applies: weekly partition 2024-01-08 reads daily par
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -18,6 +19,7 @@ from dagster import (
     DailyPartitionsDefinition,
     HourlyPartitionsDefinition,
     MonthlyPartitionsDefinition,
+    PartitionsDefinition,
     TimeWindowPartitionsDefinition,
     WeeklyPartitionsDefinition,
 )
@@ -124,3 +126,26 @@ def place_key(partitions_def: TimeWindowPartitionsDefinition, key: str) -> KeyPl
         before_first=first is not None and moment < first.start,
         after_last=last is None or moment > last.start,
     )
+
+
+def key_ranges(keys: Sequence[str], partitions_def: PartitionsDefinition | None) -> list[str]:
+    """`2024-01-01..2024-01-09`, `2024-01-11`: neighbouring partitions as one range, the way
+    every message names partitions (a year of days is one line, not 365)."""
+    runs: list[list[str]] = []
+    for key in sorted(set(keys)):
+        if runs and next_key(partitions_def, runs[-1][-1]) == key:
+            runs[-1].append(key)
+        else:
+            runs.append([key])
+    return [run[0] if len(run) == 1 else f"{run[0]}..{run[-1]}" for run in runs]
+
+
+def next_key(partitions_def: PartitionsDefinition | None, key: str) -> str | None:
+    """The partition after `key`, None for the last one, a key outside the definition (a
+    nonexistent upstream partition) or partitions that are not time windows."""
+    if not isinstance(partitions_def, TimeWindowPartitionsDefinition):
+        return None
+    try:
+        return partitions_def.get_next_partition_key(key)
+    except Exception:  # a key outside the definition
+        return None

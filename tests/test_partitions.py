@@ -9,6 +9,7 @@ from flower_dagster.partitions import (
     WINDOW_END_ENV,
     WINDOW_START_ENV,
     Grain,
+    key_ranges,
     partitions_for,
     window_env,
 )
@@ -91,3 +92,17 @@ def test_window_env_converts_an_end_given_in_another_zone():
 def test_window_env_rejects_bad_windows(start, end):
     with pytest.raises(ValueError):
         window_env(start, end)
+
+
+def test_neighbouring_partitions_are_named_as_one_range():
+    daily = partitions_for(Grain.DAILY, START, "Asia/Seoul")
+    days = ["2024-01-03", "2024-01-01", "2024-01-02", "2024-01-05", "2024-01-02"]
+    assert key_ranges(days, daily) == ["2024-01-01..2024-01-03", "2024-01-05"]
+    weekly = partitions_for(Grain.WEEKLY, START, "Asia/Seoul")
+    assert key_ranges(["2024-01-08", "2024-01-01", "2024-01-22"], weekly) == [
+        "2024-01-01..2024-01-08",
+        "2024-01-22",
+    ]
+    # Days before the calendar starts (an input's nonexistent partitions) are ranged too.
+    assert key_ranges(["2023-12-30", "2023-12-31"], daily) == ["2023-12-30..2023-12-31"]
+    assert key_ranges(["a", "b"], None) == ["a", "b"]

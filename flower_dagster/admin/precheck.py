@@ -19,10 +19,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dagster import AssetKey, PartitionsDefinition, TimeWindowPartitionsDefinition
+from dagster import AssetKey
 
 from flower_dagster.asset_graph import AssetGraph
 from flower_dagster.impact import preview
+from flower_dagster.partitions import key_ranges
 
 MISSING, FAILED, IN_PROGRESS = "missing", "failed", "in progress"
 # Dagster's partition range statuses, in the words of the source check (inputs.Problem).
@@ -98,7 +99,7 @@ def input_gaps(
             partitions_def = asset_graph.get(parent_key).partitions_def
             for problem, found in by_problem.items():
                 gaps.append(
-                    InputGap(name, problem, tuple(found), tuple(collapse(found, partitions_def)))
+                    InputGap(name, problem, tuple(found), tuple(key_ranges(found, partitions_def)))
                 )
     if unpartitioned:
         names = sorted(k.to_user_string() for k in unpartitioned)
@@ -119,26 +120,6 @@ def _problem(partition: str, spans: Mapping[str, str]) -> str | None:
         if start <= partition <= end:
             return _PROBLEM_OF.get(status)
     return MISSING
-
-
-def collapse(keys: Sequence[str], partitions_def: PartitionsDefinition | None) -> list[str]:
-    """`2024-02-01..2024-02-07`, `2024-02-10`: neighbouring partitions as one range."""
-    runs: list[list[str]] = []
-    for key in sorted(set(keys)):
-        if runs and _next(partitions_def, runs[-1][-1]) == key:
-            runs[-1].append(key)
-        else:
-            runs.append([key])
-    return [run[0] if len(run) == 1 else f"{run[0]}..{run[-1]}" for run in runs]
-
-
-def _next(partitions_def: PartitionsDefinition | None, key: str) -> str | None:
-    if not isinstance(partitions_def, TimeWindowPartitionsDefinition):
-        return None
-    try:
-        return partitions_def.get_next_partition_key(key)
-    except Exception:  # a key outside the definition
-        return None
 
 
 def impact_of(asset_graph: AssetGraph, model: str, partition_keys: Sequence[str]) -> dict[str, Any]:
@@ -162,7 +143,7 @@ def impact_of(asset_graph: AssetGraph, model: str, partition_keys: Sequence[str]
                 "model": key.to_user_string(),
                 "grain": impact.grains.get(key, "?"),
                 "partitions": len(keys),
-                "ranges": collapse(keys, partitions_def),
+                "ranges": key_ranges(keys, partitions_def),
             }
         )
     return {
@@ -170,7 +151,7 @@ def impact_of(asset_graph: AssetGraph, model: str, partition_keys: Sequence[str]
         "not_yet": [
             {
                 "model": key.to_user_string(),
-                "ranges": collapse(keys, impact.partitions_defs.get(key)),
+                "ranges": key_ranges(keys, impact.partitions_defs.get(key)),
             }
             for key, keys in impact.not_yet
         ],

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
 
-from dagster import AssetKey, PartitionsDefinition, TimeWindowPartitionsDefinition
+from dagster import AssetKey
 
 from flower_dagster.impact.model import Impact, ImpactedPartition
+from flower_dagster.partitions import key_ranges, next_key
 
 
 def render_text(impact: Impact) -> str:
     model = impact.model.to_user_string()
-    repaired = ", ".join(_ranges(impact.partitions, impact.partitions_defs.get(impact.model)))
+    repaired = ", ".join(key_ranges(impact.partitions, impact.partitions_defs.get(impact.model)))
     count = len(impact.impacted)
     assets = len({i.asset for i in impact.impacted})
     lines = []
@@ -38,7 +38,7 @@ def render_text(impact: Impact) -> str:
             "partitions count as done."
         )
     for key, keys in impact.not_yet:
-        ranges = ", ".join(_ranges(keys, impact.partitions_defs.get(key)))
+        ranges = ", ".join(key_ranges(keys, impact.partitions_defs.get(key)))
         notes.append(
             f"Not yet: {key.to_user_string()} {ranges} - its window has not ended; the rule "
             "builds it once it has."
@@ -69,7 +69,7 @@ def _table(impact: Impact) -> list[str]:
             if (
                 groups
                 and groups[-1][-1].blockers == item.blockers
-                and _next_key(partitions_def, groups[-1][-1].partition) == item.partition
+                and next_key(partitions_def, groups[-1][-1].partition) == item.partition
             ):
                 groups[-1].append(item)
             else:
@@ -109,28 +109,8 @@ def _blocked_by(impact: Impact, item: ImpactedPartition) -> str:
             grouped[(blocker.asset, blocker.problem)].append(blocker.partition)
     for (asset, problem), keys in grouped.items():
         partitions_def = impact.partitions_defs.get(AssetKey.from_user_string(asset))
-        parts.append(f"{asset} {', '.join(_ranges(keys, partitions_def))} ({problem})")
+        parts.append(f"{asset} {', '.join(key_ranges(keys, partitions_def))} ({problem})")
     return ", ".join(parts)
-
-
-def _ranges(keys: Sequence[str], partitions_def: PartitionsDefinition | None) -> list[str]:
-    """`2024-01-01..2024-01-09`, `2024-01-11`: neighbouring partitions as one range."""
-    runs: list[list[str]] = []
-    for key in sorted(set(keys)):
-        if runs and _next_key(partitions_def, runs[-1][-1]) == key:
-            runs[-1].append(key)
-        else:
-            runs.append([key])
-    return [run[0] if len(run) == 1 else f"{run[0]}..{run[-1]}" for run in runs]
-
-
-def _next_key(partitions_def: PartitionsDefinition | None, key: str) -> str | None:
-    if not isinstance(partitions_def, TimeWindowPartitionsDefinition):
-        return None
-    try:
-        return partitions_def.get_next_partition_key(key)
-    except Exception:  # a key outside the definition (nonexistent upstream partitions)
-        return None
 
 
 def render_json(impact: Impact) -> str:
