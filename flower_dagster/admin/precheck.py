@@ -23,11 +23,11 @@ from dagster import AssetKey
 
 from flower_dagster.asset_graph import AssetGraph
 from flower_dagster.impact import preview
+from flower_dagster.inputs import Problem
 from flower_dagster.partitions import key_ranges
 
-MISSING, FAILED, IN_PROGRESS = "missing", "failed", "in progress"
-# Dagster's partition range statuses, in the words of the source check (inputs.Problem).
-_PROBLEM_OF = {"FAILED": FAILED, "MATERIALIZING": IN_PROGRESS}
+# Dagster's partition range statuses, in the words of the source check.
+_PROBLEM_OF = {"FAILED": Problem.FAILED, "MATERIALIZING": Problem.IN_PROGRESS}
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class InputGap:
     """Partitions of one upstream model that the backfill reads and that are not healthy."""
 
     model: str
-    problem: str  # missing | failed | in progress
+    problem: Problem
     partitions: tuple[str, ...]  # empty for an unpartitioned model
     ranges: tuple[str, ...]
 
@@ -104,7 +104,7 @@ def input_gaps(
     if unpartitioned:
         names = sorted(k.to_user_string() for k in unpartitioned)
         present = built(names)
-        gaps.extend(InputGap(n, MISSING, (), ()) for n in names if n not in present)
+        gaps.extend(InputGap(n, Problem.MISSING, (), ()) for n in names if n not in present)
     return gaps
 
 
@@ -119,7 +119,7 @@ def _problem(partition: str, spans: Mapping[str, str]) -> str | None:
         start, _, end = span.partition("..")
         if start <= partition <= end:
             return _PROBLEM_OF.get(status)
-    return MISSING
+    return Problem.MISSING
 
 
 def impact_of(asset_graph: AssetGraph, model: str, partition_keys: Sequence[str]) -> dict[str, Any]:
