@@ -41,6 +41,7 @@ import duckdb
 from bench.common import (
     DEFAULT_WORK_DIR,
     OUT_DIR,
+    ChildResult,
     Project,
     bin_path,
     load_average,
@@ -149,7 +150,7 @@ def run(models: int, repeats: int, work: Path) -> dict[str, Any]:
         if not wap and left is not None:
             raise RuntimeError(f"{label}: wrote an audit relation, expected a direct write")
 
-    def flower(target: Project, database: Path, label: str) -> float:
+    def flower(target: Project, database: Path, label: str) -> ChildResult:
         """One `dagster asset materialize` of the range, on a fresh instance."""
         home = Path(tempfile.mkdtemp(prefix="flower-backfill-", dir=_tmpfs()))
         write_instance_yaml(DEV_INSTANCE_FILE, home)
@@ -175,9 +176,9 @@ def run(models: int, repeats: int, work: Path) -> dict[str, Any]:
         check(label, database, first, end, wap=target is project)
         if materialized != DAYS:
             raise RuntimeError(f"{label} recorded {materialized} partitions, not {DAYS}")
-        return result.seconds
+        return result
 
-    def plain(command: str, target: Project, database: Path, label: str) -> float:
+    def plain(command: str, target: Project, database: Path, label: str) -> ChildResult:
         spoil(database, spec, first, end)
         result = run_child(
             [dbt, command, "--select", spec.name],
@@ -185,7 +186,7 @@ def run(models: int, repeats: int, work: Path) -> dict[str, Any]:
             cwd=target.dir,
         )
         check(label, database, first, end, wap=target is project)
-        return result.seconds
+        return result
 
     contenders: dict[str, dict[str, Any]] = {}
     year = window_env(first, end)
@@ -196,12 +197,19 @@ def run(models: int, repeats: int, work: Path) -> dict[str, Any]:
         "floor_build": [],
         "floor_run": [],
     }
+    # CPU seconds too (the child's and its children's): on a busy machine wall time spreads
+    # widely, CPU time much less.
+    cpu: dict[str, list[float]] = {key: [] for key in timings}
     for i in range(repeats):  # side by side: each contender once per repeat
-        timings["flower"].append(flower(project, db, "flower"))
-        timings["flower_direct"].append(flower(direct, direct_db, "flower (direct)"))
-        timings["build_wap"].append(plain("build", project, db, "dbt build (WAP)"))
-        timings["floor_build"].append(plain("build", direct, direct_db, "dbt build"))
-        timings["floor_run"].append(plain("run", direct, direct_db, "dbt run"))
+        for key, result in (
+            ("flower", flower(project, db, "flower")),
+            ("flower_direct", flower(direct, direct_db, "flower (direct)")),
+            ("build_wap", plain("build", project, db, "dbt build (WAP)")),
+            ("floor_build", plain("build", direct, direct_db, "dbt build")),
+            ("floor_run", plain("run", direct, direct_db, "dbt run")),
+        ):
+            timings[key].append(result.seconds)
+            cpu[key].append(result.cpu_seconds)
         progress(
             f"  backfill repeat {i + 1}: "
             + ", ".join(f"{key} {values[-1]:.1f}s" for key, values in timings.items())
@@ -221,7 +229,7 @@ def run(models: int, repeats: int, work: Path) -> dict[str, Any]:
     progress(f"  backfill per-day: {PER_DAY_RUNS} runs, median {median(per_day):.1f}s each")
 
     for key, values in timings.items():
-        contenders[key] = summary(values, 2)
+        contenders[key] = {**summary(values, 2), "cpu": summary(cpu[key], 2)}
     contenders["per_day"] = {
         **summary(per_day, 2),
         "measured_runs": PER_DAY_RUNS,

@@ -169,11 +169,11 @@ def test_the_backfill_shows_what_write_audit_publish_costs():
     text = render_markdown(_full_results())
     assert (
         "| flower-dagster: one Dagster run of the range | 27.5 s (27.5) | 30.0 s (30.0) "
-        "| +2.5 s (1.09x) |" in text
+        "| +2.5 s (1.09x) | - |" in text
     )
     assert (
         "| plain `dbt build` with the year's window | 25.0 s (25.0) | 26.0 s (26.0, 27.0) "
-        "| +1.0 s (1.04x) |" in text
+        "| +1.0 s (1.04x) | 20.0 / 22.0 s (1.10x) |" in text
     )
     older = _full_results()  # figures from before the side-by-side still render
     for key in ("flower_direct", "build_wap"):
@@ -348,9 +348,17 @@ def _full_results() -> dict:
                 "extrapolated_year": 2920.0,
             },
             "floor_run": runs,
-            "floor_build": {"median": 25.0, "runs": [25.0]},
+            "floor_build": {
+                "median": 25.0,
+                "runs": [25.0],
+                "cpu": {"median": 20.0, "runs": [20.0]},
+            },
             "flower_direct": {"median": 27.5, "runs": [27.5]},
-            "build_wap": {"median": 26.0, "runs": [26.0, 27.0]},
+            "build_wap": {
+                "median": 26.0,
+                "runs": [26.0, 27.0],
+                "cpu": {"median": 22.0, "runs": [22.0, 23.0]},
+            },
         },
         "ratios": {
             "flower_vs_floor_run": 1.5,
