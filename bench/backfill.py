@@ -1,19 +1,25 @@
-"""Item 4: a 365-day backfill of one daily model on DuckDB, three ways.
+"""Item 4: a 365-day backfill of one daily model on DuckDB, and what write-audit-publish costs.
 
-On a generated project (raw events for the whole year in DuckDB; the model and its staging
-parent built once over the whole history, so every contender overwrites existing partitions):
+Two copies of one generated project (bench/generate_project.py): as flower-dagster ships it,
+with the write, audit, publish hooks of dbt_project/dbt_project.yml (docs/publish.md), and
+"direct", the same models without them, whose runs write the table directly (the stock dbt way).
+Raw events for the whole year in DuckDB; the model and its staging parent built once over the
+whole history, so every contender overwrites existing partitions:
 
-  flower   `dagster asset materialize --select M --partition-range FIRST...LAST` on the
-           flower-dagster code location: a real Dagster run in a fresh process (loading the
-           code location, the run, one `dbt build` over the whole range, one materialization
-           per partition), its instance make dev's (dagster_home/dagster.yaml) on tmpfs
-  per-day  one `dbt run --select M` per day (the Airflow way: one task per day), window in the
-           environment (no re-parse, the cheapest per-day form); PER_DAY_RUNS days are timed
-           and the year extrapolated from their median
-  floor    one `dbt run --select M` with the year's window: the least any tool can do;
-           `dbt build` (run and tests, what flower-dagster runs) is timed too
+  flower         `dagster asset materialize --select M --partition-range FIRST...LAST` on the
+                 flower-dagster code location: a real Dagster run in a fresh process (loading
+                 the code location, the run, one `dbt build` over the whole range, one
+                 materialization per partition), its instance make dev's on tmpfs
+  flower_direct  the same on the direct copy: flower's cost of write, audit, publish
+  build_wap      one `dbt build --select M` with the year's window, with the publish hooks
+  per-day        one `dbt run --select M` per day (the Airflow way: one task per day), window
+                 in the environment (no re-parse, the cheapest per-day form); PER_DAY_RUNS days
+                 are timed and the year extrapolated from their median (direct copy)
+  floor          one `dbt run --select M` with the year's window: the least any tool can do;
+                 `dbt build` (run and tests) is timed too (direct copy)
 
-After every contender the year's rows are checked against a direct query of the raw table.
+After every contender the year's rows are checked against a direct query of the raw table, and
+that it wrote through the audit relation (which the publish dropped) or, direct, never made one.
 
     python -m bench.backfill --models 200 --repeats 3
 """
@@ -35,8 +41,10 @@ import duckdb
 from bench.common import (
     DEFAULT_WORK_DIR,
     OUT_DIR,
+    ChildResult,
     Project,
     bin_path,
+    load_average,
     median,
     partition_start,
     prepare_project,
@@ -53,6 +61,7 @@ DAYS = 365
 ROWS_PER_DAY = 17_280  # divides 86,400 (one event every 5 s): exactly this many a day
 PER_DAY_RUNS = 8
 WINDOW_FORMAT = "%Y-%m-%d %H:%M:%S"
+AUDIT_SCHEMA = "main_flower_audit"  # the generated profile's schema `main`, + `_flower_audit`
 
 
 def pick_model(specs: Sequence[ModelSpec]) -> ModelSpec:
@@ -94,38 +103,59 @@ def spoil(db: Path, spec: ModelSpec, start: datetime, end: datetime) -> None:
         )
 
 
+def audit_tables(db: Path) -> int | None:
+    """Tables left in the audit schema of write, audit, publish (docs/publish.md); None when the
+    schema was never created (nothing was written through an audit relation)."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        schemas = con.execute(
+            "select count(*) from information_schema.schemata where schema_name = ?",
+            [AUDIT_SCHEMA],
+        ).fetchone()[0]
+        if not schemas:
+            return None
+        return con.execute(
+            "select count(*) from information_schema.tables where table_schema = ?",
+            [AUDIT_SCHEMA],
+        ).fetchone()[0]
+
+
 def run(models: int, repeats: int, work: Path) -> dict[str, Any]:
+    # The product as it ships (write, audit, publish) and the same models written directly.
     project: Project = prepare_project(models, work)
+    direct: Project = prepare_project(models, work, publish=False)
     spec = pick_model(plan_project(models, project.seed))
     first = datetime.combine(partition_start(), datetime.min.time())
     last = first + timedelta(days=DAYS - 1)
     end = last + timedelta(days=1)
     db = project.dir / "bench.duckdb"  # the profile's path at parse time: no re-parse
+    direct_db = direct.dir / "bench.duckdb"
     db.unlink(missing_ok=True)
     with duckdb.connect(str(db)) as con:
         con.execute(raw_events_sql(first, DAYS + 7, ROWS_PER_DAY))
-    env = project.flower_env()
+    env, direct_env = project.flower_env(), direct.flower_env()
     dbt = bin_path("dbt")
     setup = run_child([dbt, "run", "--select", f"+{spec.name}"], env=env, cwd=project.dir)
+    shutil.copyfile(db, direct_db)  # the same rows for the direct contenders
     progress(
         f"  backfill: {spec.name} and its parents built over {DAYS + 7} days "
         f"({ROWS_PER_DAY} rows a day) in {setup.seconds:.1f}s"
     )
 
-    def check(label: str, start: datetime, stop: datetime) -> bool:
-        ok = rows_correct(db, spec, start, stop)
-        if not ok:
+    def check(label: str, database: Path, start: datetime, stop: datetime, wap: bool) -> None:
+        if not rows_correct(database, spec, start, stop):
             raise RuntimeError(f"{label}: {spec.name}'s rows are wrong after the run")
-        return ok
+        left = audit_tables(database)
+        if wap and left != 0:  # written through the audit relation, then published
+            raise RuntimeError(f"{label}: no write, audit, publish ({left} audit tables)")
+        if not wap and left is not None:
+            raise RuntimeError(f"{label}: wrote an audit relation, expected a direct write")
 
-    contenders: dict[str, dict[str, Any]] = {}
-    year = window_env(first, end)
-    timings: dict[str, list[float]] = {"flower": [], "floor_run": [], "floor_build": []}
-    for i in range(repeats):  # side by side: each contender once per repeat
+    def flower(target: Project, database: Path, label: str) -> ChildResult:
+        """One `dagster asset materialize` of the range, on a fresh instance."""
         home = Path(tempfile.mkdtemp(prefix="flower-backfill-", dir=_tmpfs()))
         write_instance_yaml(DEV_INSTANCE_FILE, home)
         try:
-            spoil(db, spec, first, end)
+            spoil(database, spec, first, end)
             result = run_child(
                 [
                     bin_path("dagster"),
@@ -138,42 +168,68 @@ def run(models: int, repeats: int, work: Path) -> dict[str, Any]:
                     "--partition-range",
                     f"{first:%Y-%m-%d}...{last:%Y-%m-%d}",
                 ],
-                env={**env, "DAGSTER_HOME": str(home)},
+                env={**target.flower_env(), "DAGSTER_HOME": str(home)},
             )
             materialized = _materializations(home, spec.name)
         finally:
             shutil.rmtree(home, ignore_errors=True)
-        check("flower", first, end)
+        check(label, database, first, end, wap=target is project)
         if materialized != DAYS:
-            raise RuntimeError(f"flower recorded {materialized} partitions, not {DAYS}")
-        timings["flower"].append(result.seconds)
-        for key, command in (("floor_run", "run"), ("floor_build", "build")):
-            spoil(db, spec, first, end)
-            result = run_child(
-                [dbt, command, "--select", spec.name], env={**env, **year}, cwd=project.dir
-            )
-            check(key, first, end)
+            raise RuntimeError(f"{label} recorded {materialized} partitions, not {DAYS}")
+        return result
+
+    def plain(command: str, target: Project, database: Path, label: str) -> ChildResult:
+        spoil(database, spec, first, end)
+        result = run_child(
+            [dbt, command, "--select", spec.name],
+            env={**target.flower_env(), **year},
+            cwd=target.dir,
+        )
+        check(label, database, first, end, wap=target is project)
+        return result
+
+    contenders: dict[str, dict[str, Any]] = {}
+    year = window_env(first, end)
+    timings: dict[str, list[float]] = {
+        "flower": [],
+        "flower_direct": [],
+        "build_wap": [],
+        "floor_build": [],
+        "floor_run": [],
+    }
+    # CPU seconds too (the child's and its children's): on a busy machine wall time spreads
+    # widely, CPU time much less.
+    cpu: dict[str, list[float]] = {key: [] for key in timings}
+    for i in range(repeats):  # side by side: each contender once per repeat
+        for key, result in (
+            ("flower", flower(project, db, "flower")),
+            ("flower_direct", flower(direct, direct_db, "flower (direct)")),
+            ("build_wap", plain("build", project, db, "dbt build (WAP)")),
+            ("floor_build", plain("build", direct, direct_db, "dbt build")),
+            ("floor_run", plain("run", direct, direct_db, "dbt run")),
+        ):
             timings[key].append(result.seconds)
+            cpu[key].append(result.cpu_seconds)
         progress(
-            f"  backfill repeat {i + 1}: flower {timings['flower'][-1]:.1f}s, "
-            f"dbt run {timings['floor_run'][-1]:.1f}s, dbt build {timings['floor_build'][-1]:.1f}s"
+            f"  backfill repeat {i + 1}: "
+            + ", ".join(f"{key} {values[-1]:.1f}s" for key, values in timings.items())
         )
     per_day: list[float] = []
-    spoil(db, spec, first, end)
+    spoil(direct_db, spec, first, end)
     for day in range(PER_DAY_RUNS):
         start = first + timedelta(days=day)
         stop = start + timedelta(days=1)
         result = run_child(
             [dbt, "run", "--select", spec.name],
-            env={**env, **window_env(start, stop)},
-            cwd=project.dir,
+            env={**direct_env, **window_env(start, stop)},
+            cwd=direct.dir,
         )
         per_day.append(result.seconds)
-    check("per-day", first, first + timedelta(days=PER_DAY_RUNS))
+    check("per-day", direct_db, first, first + timedelta(days=PER_DAY_RUNS), wap=False)
     progress(f"  backfill per-day: {PER_DAY_RUNS} runs, median {median(per_day):.1f}s each")
 
     for key, values in timings.items():
-        contenders[key] = summary(values, 2)
+        contenders[key] = {**summary(values, 2), "cpu": summary(cpu[key], 2)}
     contenders["per_day"] = {
         **summary(per_day, 2),
         "measured_runs": PER_DAY_RUNS,
@@ -187,6 +243,7 @@ def run(models: int, repeats: int, work: Path) -> dict[str, Any]:
         "rows_per_day": ROWS_PER_DAY,
         "range": [f"{first:%Y-%m-%d}", f"{last:%Y-%m-%d}"],
         "repeats": repeats,
+        "load_average": load_average(),
         "contenders": contenders,
         "ratios": {
             "flower_vs_floor_run": ratio(contenders["flower"]["median"], floor),
@@ -194,6 +251,12 @@ def run(models: int, repeats: int, work: Path) -> dict[str, Any]:
                 contenders["flower"]["median"], contenders["floor_build"]["median"]
             ),
             "per_day_vs_floor_run": ratio(contenders["per_day"]["extrapolated_year"], floor),
+            "wap_flower": ratio(
+                contenders["flower"]["median"], contenders["flower_direct"]["median"]
+            ),
+            "wap_build": ratio(
+                contenders["build_wap"]["median"], contenders["floor_build"]["median"]
+            ),
         },
     }
 

@@ -261,17 +261,21 @@ def tree_digest(root: Path) -> str:
     return digest.hexdigest()
 
 
-def prepare_project(models: int, work: Path = DEFAULT_WORK_DIR, seed: int = 1) -> Project:
+def prepare_project(
+    models: int, work: Path = DEFAULT_WORK_DIR, seed: int = 1, publish: bool = True
+) -> Project:
     """Generate the project of `models` models and `dbt parse` it once.
 
+    With `publish` it carries the product's write, audit, publish hooks (`p<models>`); without,
+    its tables are written directly, the stock dbt way (`p<models>-direct`).
     The parse is reused while the generated files are byte-identical (a digest is kept next to
     the manifest): re-running the bench does not pay for a 3,000-model parse again.
     """
     from bench.generate_project import generate_project
 
-    project_dir = work / f"p{models}"
-    counts = generate_project(project_dir, models, seed)
-    settings = work / f"p{models}.flower.yaml"
+    project_dir = work / (f"p{models}" if publish else f"p{models}-direct")
+    counts = generate_project(project_dir, models, seed, publish=publish)
+    settings = work / f"{project_dir.name}.flower.yaml"
     settings.write_text(settings_yaml(project_dir, partition_start()))
     digest = tree_digest(project_dir)
     stamp = project_dir / "target" / "bench_digest"

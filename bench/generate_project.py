@@ -1,7 +1,9 @@
 """Generate a synthetic flower dbt project of N models, for benchmarks.
 
-The project copies the flower macros (window and `partition_overwrite`) from the demo project
-and lays out a layered DAG over one raw source table:
+The project copies the flower macros (window, `partition_overwrite`, write-audit-publish) from the
+demo project, and from its dbt_project.yml the incremental strategy and the publish hooks (see
+`product_settings`; `--direct` leaves the hooks out), and lays out a layered DAG over one raw
+source table:
 
 - staging (~10%): views over the raw table, one row per event, unpartitioned;
 - daily (~50%): incremental, one row per event, reading 1-3 staging or earlier daily models,
@@ -20,7 +22,7 @@ direct query of the raw table (`expected_rows_sql`).
 The output depends only on (n_models, seed): `plan_project` is pure and `generate_project`
 writes exactly what the plan says.
 
-    python -m bench.generate_project --models 1000 --out /tmp/flower-bench [--seed 1]
+    python -m bench.generate_project --models 1000 --out /tmp/flower-bench [--seed 1] [--direct]
 """
 
 from __future__ import annotations
@@ -28,18 +30,22 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_PROJECT = REPO_ROOT / "dbt_project"
 
 PROJECT_NAME = "flower_bench"
+# The on-run-end step of dbt_project/dbt_project.yml that publishes audited partitions.
+PUBLISH_STEP = "flower_publish_audited"
 RAW_SCHEMA = "raw"
 RAW_TABLE = "events"
 RAW_COLUMNS = ("id", "customer_id", "category", "amount", "event_ts")
@@ -308,29 +314,48 @@ def render_properties(spec: ModelSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _incremental_strategy_line(demo_project: Path) -> str:
-    text = (demo_project / "dbt_project.yml").read_text()
-    match = re.search(r"^\s*\+incremental_strategy:.*$", text, flags=re.MULTILINE)
-    if match is None:
-        raise ValueError(f"no +incremental_strategy line in {demo_project / 'dbt_project.yml'}")
-    return match.group(0).strip()
+def product_settings(demo_project: Path = DEMO_PROJECT, publish: bool = True) -> dict[str, Any]:
+    """What the generated project takes from the product's own dbt_project.yml, read from it
+    (never restated here): the models' `+incremental_strategy` and, with `publish`, the write,
+    audit, publish wiring of docs/publish.md (the `flower_publish_audited` on-run-end step and
+    the `flower_publish_parents` pre-hook). Without them the same macros write the table
+    directly: the stock dbt way."""
+    path = demo_project / "dbt_project.yml"
+    project = yaml.safe_load(path.read_text())
+    models = next(iter(project.get("models", {}).values()), {})
+    wanted: dict[str, Any] = {"+incremental_strategy": models.get("+incremental_strategy")}
+    hooks: dict[str, Any] = {}
+    if publish:
+        hooks["on-run-end"] = [
+            step for step in project.get("on-run-end", []) if PUBLISH_STEP in str(step)
+        ]
+        wanted["+pre-hook"] = models.get("+pre-hook")
+    missing = [key for key, value in {**wanted, **hooks}.items() if not value]
+    if missing:
+        raise ValueError(f"{path} has no {', '.join(missing)}: the bench copies them from it")
+    return {**hooks, "models": wanted}
 
 
-def render_dbt_project(demo_project: Path = DEMO_PROJECT) -> str:
-    return (
-        f"name: {PROJECT_NAME}\n"
-        'version: "1.0.0"\n'
-        "config-version: 2\n"
-        f"profile: {PROJECT_NAME}\n\n"
-        'model-paths: ["models"]\n'
-        'macro-paths: ["macros"]\n'
-        'clean-targets: ["target"]\n\n'
-        "models:\n"
-        f"  {PROJECT_NAME}:\n"
-        f"    {_incremental_strategy_line(demo_project)}\n"
-        f"    {LAYOUT[Kind.STAGING].folder}:\n      +materialized: view\n"
-        f"    {LAYOUT[Kind.TABLE].folder}:\n      +materialized: table\n"
-    )
+def render_dbt_project(demo_project: Path = DEMO_PROJECT, publish: bool = True) -> str:
+    settings = product_settings(demo_project, publish)
+    project: dict[str, Any] = {
+        "name": PROJECT_NAME,
+        "version": "1.0.0",
+        "config-version": 2,
+        "profile": PROJECT_NAME,
+        "model-paths": ["models"],
+        "macro-paths": ["macros"],
+        "clean-targets": ["target"],
+        **{key: value for key, value in settings.items() if key != "models"},
+        "models": {
+            PROJECT_NAME: {
+                **settings["models"],
+                LAYOUT[Kind.STAGING].folder: {"+materialized": "view"},
+                LAYOUT[Kind.TABLE].folder: {"+materialized": "table"},
+            }
+        },
+    }
+    return yaml.safe_dump(project, sort_keys=False, width=200)
 
 
 PROFILES_YML = f"""\
@@ -358,10 +383,16 @@ sources:
 
 
 def generate_project(
-    out_dir: Path, n_models: int, seed: int = 1, demo_project: Path = DEMO_PROJECT
+    out_dir: Path,
+    n_models: int,
+    seed: int = 1,
+    demo_project: Path = DEMO_PROJECT,
+    publish: bool = True,
 ) -> dict[str, int]:
     """Write the project to `out_dir` and return its number of models per kind.
 
+    With `publish` (the default) it carries flower-dagster's write, audit, publish wiring as the
+    product ships it; without, the same models write their tables directly.
     Generated folders (`models`, `macros`) are replaced; anything else in `out_dir` is kept.
     """
     specs = plan_project(n_models, seed)
@@ -369,7 +400,7 @@ def generate_project(
     for generated in ("models", "macros"):
         shutil.rmtree(out_dir / generated, ignore_errors=True)
     shutil.copytree(demo_project / "macros" / "flower", out_dir / "macros" / "flower")
-    (out_dir / "dbt_project.yml").write_text(render_dbt_project(demo_project))
+    (out_dir / "dbt_project.yml").write_text(render_dbt_project(demo_project, publish))
     (out_dir / "profiles.yml").write_text(PROFILES_YML)
     models = out_dir / "models"
     for layout in LAYOUT.values():
@@ -436,8 +467,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--models", type=int, required=True, help="number of models")
     parser.add_argument("--out", type=Path, required=True, help="project folder to write")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--direct", action="store_true", help="without the publish hooks: tables written directly"
+    )
     args = parser.parse_args(argv)
-    counts = generate_project(args.out, args.models, args.seed)
+    counts = generate_project(args.out, args.models, args.seed, publish=not args.direct)
     print(json.dumps({"out": str(args.out), "models": args.models, "counts": counts}))
 
 

@@ -508,7 +508,8 @@ def _backfill(results: Result) -> str:
     floor = c["floor_run"]["median"]
     rows = [
         [
-            "flower-dagster: one Dagster run, one `dbt build` over the range",
+            "flower-dagster: one Dagster run, one `dbt build` over the range (write, audit, "
+            "publish)",
             seconds(c["flower"]["median"]),
             times(b["ratios"]["flower_vs_floor_run"]),
             runs_text(c["flower"]["runs"]),
@@ -545,9 +546,58 @@ def _backfill(results: Result) -> str:
             "partition's events through its SQLite storage; the event batching and storage "
             "that made it 1.45x plain dbt (2026-12-01) used private Dagster code and went.",
             table(["contender", "median", "vs plain dbt run", "runs (s)"], rows, "lrrl"),
+            *_backfill_wap(b),
             _image("backfill"),
         ]
     )
+
+
+def _backfill_wap(b: Result) -> list[str]:
+    """What write, audit, publish costs: the same contender on the two copies of the project."""
+    c = b["contenders"]
+    if "flower_direct" not in c or "build_wap" not in c:
+        return []  # figures from before the side-by-side
+
+    def row(what: str, direct: Result, wap: Result) -> list[str]:
+        plain, audited = direct["median"], wap["median"]
+        cells = [
+            what,
+            f"{seconds(plain)} ({runs_text(direct['runs'])})",
+            f"{seconds(audited)} ({runs_text(wap['runs'])})",
+            f"{audited - plain:+.1f} s ({times(audited / plain if plain else None)})",
+        ]
+        if "cpu" in direct and "cpu" in wap:  # CPU seconds: what a busy machine blurs less
+            cpu_plain, cpu_audited = direct["cpu"]["median"], wap["cpu"]["median"]
+            ratio_text = times(cpu_audited / cpu_plain if cpu_plain else None)
+            cells.append(f"{cpu_plain:.1f} / {cpu_audited:.1f} s ({ratio_text})")
+        else:
+            cells.append("-")
+        return cells
+
+    rows = [
+        row("flower-dagster: one Dagster run of the range", c["flower_direct"], c["flower"]),
+        row("plain `dbt build` with the year's window", c["floor_build"], c["build_wap"]),
+    ]
+    return [
+        "What write, audit, publish ([publish.md](publish.md)) costs: the same contenders, "
+        "alternating, on the project as flower-dagster ships it (the publish hooks of "
+        "`dbt_project/dbt_project.yml`) and on a copy without the hooks, whose runs write the "
+        "table directly, as stock dbt does (the plain dbt rows above and one run per day ran on "
+        "that copy). The rows are checked after each run, and that the audited runs wrote "
+        "through the audit relation, which their publish dropped. The cost is one more write "
+        "of the window's rows: into the audit relation, then from it into the table.",
+        table(
+            [
+                "365 days, wall: median (runs)",
+                "written directly",
+                "write, audit, publish",
+                "cost",
+                "CPU: direct / WAP",
+            ],
+            rows,
+            "lrrrr",
+        ),
+    ]
 
 
 def _precision(results: Result) -> str:

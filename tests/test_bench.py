@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+import yaml
 
 from bench.backfill import pick_model
 from bench.common import (
@@ -15,7 +16,14 @@ from bench.common import (
     settings_yaml,
     summary,
 )
-from bench.generate_project import Kind, ModelSpec, kind_counts, plan_project
+from bench.generate_project import (
+    DEMO_PROJECT,
+    Kind,
+    ModelSpec,
+    generate_project,
+    kind_counts,
+    plan_project,
+)
 from bench.precision import (
     Repair,
     containing_partition,
@@ -155,6 +163,48 @@ def test_the_updated_day_is_the_last_complete_sunday():
     assert updated_day(date(2026, 11, 26)) == date(2026, 11, 22)
     assert updated_day(date(2026, 11, 22)) == date(2026, 11, 22)
     assert updated_day(date(2026, 11, 23)) == date(2026, 11, 22)
+
+
+def test_the_backfill_shows_what_write_audit_publish_costs():
+    text = render_markdown(_full_results())
+    assert (
+        "| flower-dagster: one Dagster run of the range | 27.5 s (27.5) | 30.0 s (30.0) "
+        "| +2.5 s (1.09x) | - |" in text
+    )
+    assert (
+        "| plain `dbt build` with the year's window | 25.0 s (25.0) | 26.0 s (26.0, 27.0) "
+        "| +1.0 s (1.04x) | 20.0 / 22.0 s (1.10x) |" in text
+    )
+    older = _full_results()  # figures from before the side-by-side still render
+    for key in ("flower_direct", "build_wap"):
+        del older["backfill"]["contenders"][key]
+    assert "## 4. A 365-day backfill" in render_markdown(older)
+    assert "write, audit, publish | cost" not in render_markdown(older)
+
+
+def test_the_generated_project_carries_the_products_publish_wiring(tmp_path):
+    """The hooks are read from dbt_project/dbt_project.yml, so the bench measures write, audit,
+    publish as the product ships it; `publish=False` is the same project writing directly."""
+    product = yaml.safe_load((DEMO_PROJECT / "dbt_project.yml").read_text())
+    product_models = product["models"]["flower_demo"]
+    generate_project(tmp_path / "wap", 20)
+    generate_project(tmp_path / "direct", 20, publish=False)
+    wap = yaml.safe_load((tmp_path / "wap" / "dbt_project.yml").read_text())
+    direct = yaml.safe_load((tmp_path / "direct" / "dbt_project.yml").read_text())
+    assert wap["on-run-end"] == ["{{ flower_publish_audited(results) }}"]
+    assert set(wap["on-run-end"]) <= set(product["on-run-end"])
+    models = wap["models"]["flower_bench"]
+    assert models["+pre-hook"] == product_models["+pre-hook"]
+    assert models["+incremental_strategy"] == product_models["+incremental_strategy"]
+    assert "on-run-end" not in direct and "+pre-hook" not in direct["models"]["flower_bench"]
+    assert (
+        direct["models"]["flower_bench"]["+incremental_strategy"]
+        == (product_models["+incremental_strategy"])
+    )
+    # The macros are the product's own files, not a second version.
+    for project in ("wap", "direct"):
+        copied = tmp_path / project / "macros" / "flower" / "publish.sql"
+        assert copied.read_text() == (DEMO_PROJECT / "macros/flower/publish.sql").read_text()
 
 
 def test_the_backfill_model_reads_staging_only():
@@ -298,7 +348,17 @@ def _full_results() -> dict:
                 "extrapolated_year": 2920.0,
             },
             "floor_run": runs,
-            "floor_build": {"median": 25.0, "runs": [25.0]},
+            "floor_build": {
+                "median": 25.0,
+                "runs": [25.0],
+                "cpu": {"median": 20.0, "runs": [20.0]},
+            },
+            "flower_direct": {"median": 27.5, "runs": [27.5]},
+            "build_wap": {
+                "median": 26.0,
+                "runs": [26.0, 27.0],
+                "cpu": {"median": 22.0, "runs": [22.0, 23.0]},
+            },
         },
         "ratios": {
             "flower_vs_floor_run": 1.5,

@@ -1,27 +1,42 @@
 """dbt's per-invocation target folders: slimmed, pruned to a count, partial parse per environment.
 
-Plain files (the end-to-end case, with real dbt runs and the alerts, is in test_publish.py).
+Plain files, then 20 real partition runs (Dagster, dbt, DuckDB) whose folders stay bounded while
+the alerts of the failed ones still name their tests (more in test_publish.py).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+from dagster import AssetKey, AssetSelection
 
+from flower_dagster.alerts.classify import Cause, classify
+from flower_dagster.alerts.facts import run_facts
+from flower_dagster.alerts.messages import Alert, render_alert
+from flower_dagster.alerts.oncall import Rotation, oncall_for
+from flower_dagster.alerts.people import Route
 from flower_dagster.dbt.target_dirs import (
     BUSY_SECONDS,
+    KEEP_ENV,
     KEPT_FILES,
     environment_key,
+    invocation_folders,
     keep_count,
     prune,
     seed_partial_parse,
     slim,
     store_partial_parse,
 )
+from flower_dagster.demo.data import corrupt_day, repair_day
 from flower_dagster.errors import FlowerError
 from flower_dagster.settings import DEMO_DBT_PROJECT_DIR
+from tests.conftest import Warehouse, make_instance, private_warehouse
 
 
 def _invocation(root: Path, name: str, age: float, finished: bool = True) -> Path:
@@ -85,3 +100,86 @@ def test_each_environment_keeps_its_own_partial_parse(tmp_path):
     seed_partial_parse(tmp_path, dev, tmp_path / "target" / "run-1234567-abcdefg")
     seeded = tmp_path / "target" / "run-1234567-abcdefg" / "partial_parse.msgpack"
     assert seeded.read_bytes() == b"dev parse"
+
+
+# -- 20 partition runs through Dagster ---------------------------------------------------------
+
+KEEP = 5
+RUNS = 20
+FIRST_DAY = date(2024, 2, 1)
+# Days whose raw orders hold a replayed duplicate when their partition runs: `unique` fails.
+BAD_DAYS = {date(2024, 2, 2), date(2024, 2, 7), date(2024, 2, 13), date(2024, 2, 19)}
+FAILING_TEST = "unique_fct_orders_order_id"
+
+
+@pytest.fixture
+def own(warehouse: Warehouse, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
+    """The session's dbt project (its target folder, where the folders pile up) on a DuckDB file
+    and a Dagster instance of its own, with what fct_orders reads built."""
+    home = tmp_path_factory.mktemp("target_dirs_home")
+    for mine in private_warehouse(warehouse, tmp_path_factory, "target_dirs"):
+        instance = make_instance(home)
+        try:
+            own = replace(mine, instance=instance, dagster_home=home)
+            staging = AssetSelection.assets(
+                *[AssetKey(name) for name in ("stg_orders", "stg_users", "stg_payments")]
+            )
+            assert own.materialize(staging).success
+            yield own
+        finally:
+            instance.dispose()
+
+
+def _alert_text(own: Warehouse, run_id: str) -> tuple[list, str]:
+    """What the alert sensor makes of a run (sensors.py: run_facts, classify, render_alert)."""
+    facts = run_facts(own.instance, run_id, own.project_dir / "target")
+    findings = classify(facts)
+    at = datetime(2024, 3, 1, 9, tzinfo=ZoneInfo("Asia/Seoul"))
+    alert = Alert(
+        run_id=run_id,
+        run_url=f"http://ui/runs/{run_id}",
+        failed=facts.failed,
+        findings=tuple(findings),
+        route=Route("#data-platform", (), ("commerce",)),
+        oncall=oncall_for(at, Rotation(("hana",))),
+        oncall_ids=(),
+        at=at,
+    )
+    message = render_alert(alert)
+    return findings, "\n".join(b["text"]["text"] for b in message["blocks"] if "text" in b)
+
+
+@pytest.mark.slow
+def test_twenty_partition_runs_keep_the_target_folder_bounded_and_alerts_name_the_tests(
+    own: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEEP_ENV, str(KEEP))
+    target = own.project_dir / "target"
+    failed: dict[str, str] = {}  # run id: its partition
+    for offset in range(RUNS):
+        day = FIRST_DAY + timedelta(days=offset)
+        bad = day in BAD_DAYS
+        if bad:
+            corrupt_day(own.duckdb_path, day)
+        try:
+            result = own.materialize(["fct_orders"], partition_key=day.isoformat())
+        finally:
+            if bad:
+                repair_day(own.duckdb_path, day)
+        assert result.success is not bad, day
+        if bad:
+            failed[result.run_id] = day.isoformat()
+        # The run's own folder is kept, slimmed; never more than KEEP in all (no step is running).
+        (folder,) = own.target_dirs(result.run_id)
+        assert {f.name for f in folder.iterdir()} <= KEPT_FILES
+        assert len(invocation_folders(target)) <= KEEP, day
+
+    kept = {f.name.rsplit("-", 2)[1] for f in invocation_folders(target)}
+    pruned = [run_id for run_id in failed if run_id[:7] not in kept]
+    assert len(pruned) == 3 and len(failed) - len(pruned) == 1  # the last bad day is kept
+    for run_id, day in failed.items():
+        findings, text = _alert_text(own, run_id)
+        tests = [(f.cause, f.model, f.test, f.partitions) for f in findings]
+        assert tests == [(Cause.DATA_TEST, "fct_orders", FAILING_TEST, (day,))], run_id
+        assert f"`{FAILING_TEST}` on `fct_orders`" in text
+        assert day in text

@@ -132,8 +132,7 @@ def slim(folder: Path) -> None:
 def prune(root: Path, keep: int, now: float | None = None) -> list[Path]:
     """Remove the invocation folders beyond the newest `keep`; return the removed ones."""
     now = time.time() if now is None else now
-    folders = [p for p in root.iterdir() if p.is_dir() and _is_invocation(p)]
-    folders.sort(key=_last_write, reverse=True)
+    folders = sorted(invocation_folders(root), key=_last_write, reverse=True)
     removed = []
     for folder in folders[keep:]:
         running = not (folder / "run_results.json").is_file()
@@ -157,6 +156,13 @@ def keep_count(environ: Mapping[str, str] | None = None) -> int:
     if value < 1:
         raise FlowerError(f"{KEEP_ENV} is {value}; expected a whole number >= 1")
     return value
+
+
+def invocation_folders(root: Path) -> list[Path]:
+    """The per-invocation folders under a project's target folder (not partial_parse/)."""
+    if not root.is_dir():
+        return []
+    return [p for p in root.iterdir() if p.is_dir() and _is_invocation(p)]
 
 
 def _is_invocation(folder: Path) -> bool:
