@@ -11,8 +11,10 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 # partition lists and Materialize dialog, which open on the last 90 days, open on the demo data.
 # Only the demo targets set it; a team's flower.yaml has no partitions.end.
 DEMO_PARTITION_END ?= 2024-03-31
-# Two workers, one test file each at a time: every worker builds its own demo warehouse.
-PYTEST_ARGS ?= -n 2 --dist loadfile --durations=15
+# Two workers, one test file each at a time: every worker builds its own demo warehouse. Files
+# go out in collection order, which tests/conftest.py sorts longest first (LONGEST_FILES_FIRST):
+# xdist's default order, most tests first, would leave the long one-test suites for the end.
+PYTEST_ARGS ?= -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
 .PHONY: help setup prepare demo-data dev demo test test-fast lint format lock test-latest clean test-spark \
 	lint-models pr-body ci-base-manifest ci-build-modified admin docs-screenshots bench

@@ -204,7 +204,7 @@ def start_admin_stack(
             processes=processes,
         )
         stack.processes.append(
-            _spawn(
+            spawn(
                 [
                     str(bin_dir / "dagster"),
                     "dev",
@@ -221,7 +221,7 @@ def start_admin_stack(
             )
         )
         stack.processes.append(
-            _spawn([str(bin_dir / "flower"), "admin"], root, env, root / "admin.log")
+            spawn([str(bin_dir / "flower"), "admin"], root, env, root / "admin.log")
         )
         # The staging views and dim_users, while Dagster starts: the daily models read them.
         built = materialize(
@@ -233,13 +233,13 @@ def start_admin_stack(
         )
         assert built.success, "building the unpartitioned demo models failed"
         stack.wait_for("the admin service", lambda: _answers(stack.admin_url + "/"), 60)
-        stack.wait_for("Dagster's assets", lambda: _has_assets(stack.dagster_url), 180)
+        stack.wait_for("Dagster's assets", lambda: has_assets(stack.dagster_url), 180)
         # The repair rule's first evaluation only sets its cursor: wait for it before launching.
         stack.wait_for("the repair rule's first tick", lambda: stack.repair_rule_ticks() >= 1, 120)
         yield stack
     finally:
         for process in processes:
-            _stop(process)
+            stop(process)
         instance.dispose()
         own.close()
 
@@ -254,13 +254,13 @@ def serve_admin(
     env = admin_env(root)
     stack = AdminStack(root, 0, port, None, tokens, root / "audit.jsonl", env)  # type: ignore[arg-type]
     flower = str(Path(sys.executable).with_name("flower"))
-    stack.processes.append(_spawn([flower, "admin"], root, env, root / "admin.log"))
+    stack.processes.append(spawn([flower, "admin"], root, env, root / "admin.log"))
     try:
         stack.wait_for("the admin service", lambda: _answers(stack.admin_url + "/"), 60)
         yield stack
     finally:
         for process in stack.processes:
-            _stop(process)
+            stop(process)
 
 
 def write_settings(root: Path, admin: Mapping[str, Any], project_dir: Path) -> Path:
@@ -293,7 +293,7 @@ def memory_kb(pid: int) -> tuple[int, int]:
     return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
 
 
-def _spawn(args: list[str], cwd: Path, env: Mapping[str, str], log: Path) -> subprocess.Popen:
+def spawn(args: list[str], cwd: Path, env: Mapping[str, str], log: Path) -> subprocess.Popen:
     with open(log, "wb") as out:
         return subprocess.Popen(
             args,
@@ -306,7 +306,7 @@ def _spawn(args: list[str], cwd: Path, env: Mapping[str, str], log: Path) -> sub
         )
 
 
-def _stop(process: subprocess.Popen) -> None:
+def stop(process: subprocess.Popen) -> None:
     """SIGTERM the process group (webserver, daemon, code server, runs), then SIGKILL."""
     try:
         os.killpg(process.pid, signal.SIGTERM)
@@ -328,7 +328,7 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _has_assets(url: str) -> bool:
+def has_assets(url: str) -> bool:
     request = urllib.request.Request(
         url + "/graphql",
         data=json.dumps({"query": "{ assetNodes { assetKey { path } } }"}).encode(),

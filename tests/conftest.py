@@ -9,6 +9,7 @@ days no other test reads, and put them back.
 from __future__ import annotations
 
 import shutil
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,6 +31,7 @@ from flower_dagster.defs.dbt import dbt_definitions
 from flower_dagster.demo.data import load_demo_data
 from flower_dagster.settings import DEMO_DBT_PROJECT_DIR, Settings, load_settings
 from flower_dagster.storage import DEV_INSTANCE_FILE, write_instance_yaml
+from tests.cdp import Browser, ensure_chromium
 
 PROJECT_COPY_IGNORE = shutil.ignore_patterns("target", "state", "logs", "dbt_packages")
 
@@ -123,3 +125,67 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
         assert built.success, "building the unpartitioned demo models failed"
         yield wh
         instance.dispose()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The headless browser's path; the project's script installs Chromium where it is missing."""
+    try:
+        return ensure_chromium()
+    except RuntimeError as error:
+        pytest.skip(f"Chromium cannot be installed on this machine: {error}")
+
+
+@pytest.fixture
+def browser(chromium: str) -> Iterator[Browser]:
+    browser = Browser(chromium)
+    yield browser
+    browser.close()
+
+
+# The longest test files of `make test`, longest first. `make test` hands whole files to two
+# workers (`--dist loadfile --no-loadscope-reorder`) in collection order: a long file picked up
+# last keeps one worker busy while the other has nothing left, so the long files go first and
+# the many short ones fill in at the end. Keep it in step with the "slowest test files" summary
+# that `make test` prints.
+LONGEST_FILES_FIRST = (
+    "test_repair_rule.py",
+    "test_spark.py",
+    "test_demo_story.py",
+    "test_admin_e2e.py",
+    "test_postgres_instance.py",
+    "test_alerts_e2e.py",
+    "test_repair_rule_year.py",
+    "test_admin_browser.py",
+    "test_first_session_browser.py",
+    "test_dead_runs.py",
+    "test_publish.py",
+    "test_operations_random.py",
+    "test_repair_rule_graph.py",
+    "test_impact.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: position for position, name in enumerate(LONGEST_FILES_FIRST)}
+    # A stable sort: each file's tests keep their order, the other files theirs.
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
+FILE_SECONDS: dict[str, float] = defaultdict(float)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # Under xdist the controller receives every worker's reports: set-up, call and teardown.
+    FILE_SECONDS[report.nodeid.split("::")[0]] += report.duration
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """The files that take longest, set-up and teardown included: what LONGEST_FILES_FIRST
+    should list."""
+    if hasattr(config, "workerinput") or not FILE_SECONDS:
+        return
+    terminalreporter.write_sep("=", "slowest test files")
+    ranked = sorted(FILE_SECONDS.items(), key=lambda entry: -entry[1])
+    for path, seconds in ranked[:15]:
+        terminalreporter.write_line(f"{seconds:8.1f}s {path}")

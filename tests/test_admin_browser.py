@@ -19,7 +19,7 @@ from dagster._core.execution.backfill import BulkActionStatus
 
 from flower_dagster.admin.dagster_client import LAUNCHED_BY_TAG, REASON_TAG
 from tests.admin_support import AdminStack, start_admin_stack
-from tests.cdp import Browser, ensure_chromium
+from tests.cdp import Browser
 from tests.conftest import Warehouse
 
 pytestmark = pytest.mark.slow
@@ -29,24 +29,9 @@ REASON = "payments of 16-18 January were late"
 
 
 @pytest.fixture(scope="module")
-def chromium() -> str:
-    try:
-        return ensure_chromium()
-    except RuntimeError as error:
-        pytest.skip(f"Chromium cannot be installed on this machine: {error}")
-
-
-@pytest.fixture(scope="module")
 def stack(chromium, warehouse: Warehouse, tmp_path_factory) -> Iterator[AdminStack]:
     # The demo's calendar, as `make dev` and `make admin` run it: partitions end with the data.
     yield from start_admin_stack(warehouse, tmp_path_factory, "admin_browser", "2024-03-31")
-
-
-@pytest.fixture
-def browser(chromium: str) -> Iterator[Browser]:
-    browser = Browser(chromium)
-    yield browser
-    browser.close()
 
 
 def _shot(browser: Browser, name: str, tmp_path: Path) -> None:

@@ -21,21 +21,13 @@ import pytest
 from dagster import AssetSelection, DagsterInstance, DagsterRunStatus, RunsFilter, materialize
 
 from flower_dagster.settings import REPO_ROOT
-from tests.admin_support import _has_assets, _spawn, _stop, free_port
-from tests.cdp import Browser, ensure_chromium
+from tests.admin_support import free_port, has_assets, spawn, stop
+from tests.cdp import Browser
 from tests.conftest import Warehouse, make_instance, private_warehouse
 
 pytestmark = pytest.mark.slow
 
 DEMO_END = "2024-03-31"  # `make dev`'s DEMO_PARTITION_END: the demo data's last day
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    try:
-        return ensure_chromium()
-    except RuntimeError as error:
-        pytest.skip(f"Chromium cannot be installed on this machine: {error}")
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +58,7 @@ def dagster_ui(
         "-p",
         str(port),
     ]
-    process = _spawn(args, REPO_ROOT, env, root / "dagster-dev.log")
+    process = spawn(args, REPO_ROOT, env, root / "dagster-dev.log")
     try:
         built = materialize(
             list(wh.defs.assets or []),
@@ -78,21 +70,14 @@ def dagster_ui(
         assert built.success
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 180
-        while not _has_assets(url):
+        while not has_assets(url):
             assert process.poll() is None and time.monotonic() < deadline, root
             time.sleep(1)
         yield url, instance
     finally:
-        _stop(process)
+        stop(process)
         instance.dispose()
         own.close()
-
-
-@pytest.fixture
-def browser(chromium: str) -> Iterator[Browser]:
-    browser = Browser(chromium)
-    yield browser
-    browser.close()
 
 
 DIALOG = "document.querySelector('[role=dialog]')"
