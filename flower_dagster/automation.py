@@ -163,16 +163,18 @@ def pending_levels(parents_of: Mapping[N, Sequence[N]]) -> dict[N, list[frozense
             depth += 1
             distance.update(dict.fromkeys(new, depth))
             new = {p for node in new for p in parents_of.get(node, ())} - distance.keys()
-        needed = max(
+        farthest_first = sorted(distance, key=distance.__getitem__, reverse=True)
+        needed = next(
             (
                 distance[node]
-                for node in distance
-                if any(
+                for node in farthest_first
+                if distance[node] > 1
+                and any(
                     node not in lineage(parent) and (lineage(node) - {node}) & lineage(parent)
                     for parent in parents
                 )
             ),
-            default=1,
+            1,
         )
         chain = [frozenset(parents)]
         for _ in range(needed):
