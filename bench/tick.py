@@ -27,7 +27,7 @@ template database, each repeat on a copy of it), each in a fresh child process:
                 storage alone, without the rule
   rule          flower-dagster as it ships: the repair rule on the pooled storage
 
-    python -m bench.tick --models 1000 --repeats 3
+    python -m bench.tick --models 1000 --repeats 3 [--variants rule]
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def _flower_graph(condition: str) -> tuple[Any, Any, dict[str, Any]]:
 
     if condition == "eager":
         # The same translator and graph, the stock condition on the roll-ups instead.
-        flower_assets.repair_condition = lambda *_: AutomationCondition.eager()
+        flower_assets.repair_condition = lambda *_, **__: AutomationCondition.eager()
     started = time.perf_counter()
     defs = build_definitions()
     graph = defs.resolve_asset_graph()
@@ -444,6 +444,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         help=argparse.SUPPRESS,
     )
     parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=tuple(VARIANTS),
+        default=list(VARIANTS),
+        help="the SQLite variants to time (default: all)",
+    )
+    parser.add_argument(
         "--postgres",
         action="store_true",
         help="also time PostgreSQL as deployed: stock eager() on dagster-postgres, eager() "
@@ -463,6 +470,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.models,
         {m: args.repeats for m in args.models},
         args.work,
+        variants_by_size={m: args.variants for m in args.models},
         postgres_sizes=args.models if args.postgres else (),
     )
     write_json(args.out, results)

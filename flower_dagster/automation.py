@@ -11,7 +11,9 @@ UI shows on every evaluation:
 - none of the partitions it reads has a re-run of its own pending (its inputs changed since it
   was built, and none of them is missing or failed: a diamond, a month built from a day and
   from that day's week, waits for the week; a month waits for a week whose request was
-  canceled), so nothing is built on a half-updated input and built again;
+  canceled), so nothing is built on a half-updated input and built again; a roll-up whose
+  diamond is deeper (a month built from a day and from the week of the fact built from that
+  day) looks as many levels up as its diamonds need;
 - it is not in progress itself;
 - if its own latest run failed, only new upstream data requests it again: a roll-up that fails
   is not retried on every tick, the alert takes it from there;
@@ -28,8 +30,10 @@ before the next evaluation is still seen. Unlike `eager()` or `on_cron()` there 
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import TypeVar
 
 from dagster import (
     AssetSelection,
@@ -41,6 +45,8 @@ from dagster import (
 from flower_dagster.partitions import GRAIN_TAG, GRAINS
 
 SENSOR_NAME = "flower_repair_rule"
+
+N = TypeVar("N", bound=Hashable)
 
 
 def partitioned_assets() -> AssetSelection:
@@ -54,6 +60,7 @@ def partitioned_assets() -> AssetSelection:
 def repair_condition(
     partitioned_parents: AssetSelection | None = None,
     partitioned_grandparents: AssetSelection | None = None,
+    partitioned_ancestors: Sequence[AssetSelection] = (),
 ) -> AutomationCondition:
     """The roll-up rule as one composition of Dagster's own conditions.
 
@@ -62,6 +69,10 @@ def repair_condition(
     a key selection instead: the same parents, but Dagster resolves the selection over the
     whole asset graph for every roll-up at every evaluation, which for a tag selection means a
     scan of every asset, and for a key selection only a look-up of those keys.
+
+    `partitioned_ancestors`: the partitioned parents of the grandparents, then of those, one
+    selection per level, as far up as the roll-up's deepest diamond needs (see
+    `pending_levels`); empty, the rule looks one level above its parents.
 
     The rule is kept small on purpose: Dagster evaluates and stores every node of it for every
     roll-up at every tick (see docs/benchmarks.md), so each clause is one node per parent.
@@ -88,7 +99,7 @@ def repair_condition(
     # for it would hold this partition back as long as the blocker lasts.
     parent_pending = (
         AutomationCondition.any_deps_match(
-            _updated_since_built(grand, shared.newly_updated) & ~shared.inputs_blocked
+            _rerun_pending(grand, tuple(partitioned_ancestors), shared)
         )
         .allow(allowed)
         .with_label("an upstream partition has a re-run pending (its own inputs changed)")
@@ -104,6 +115,72 @@ def repair_condition(
         & shared.request_answered
     )
     return rule.with_label("repair rule: re-run when inputs changed and are complete")
+
+
+def _rerun_pending(
+    parents: AssetSelection, above: tuple[AssetSelection, ...], shared: _Clauses
+) -> AutomationCondition:
+    """A partition (read from `parents`, and `above` them level by level) will be re-run: a
+    partition it reads was updated since it was built, or, up to `len(above)` levels higher,
+    one of those has a re-run pending; and it is not blocked by a missing or failed input.
+
+    Unrolled, one `any_deps_match` per level, because a condition cannot refer to itself.
+    """
+    changed = _updated_since_built(parents, shared.newly_updated)
+    if above:
+        changed = changed | AutomationCondition.any_deps_match(
+            _rerun_pending(above[0], above[1:], shared)
+        ).allow(parents).with_label("a partition it reads has a re-run pending")
+    return changed & ~shared.inputs_blocked
+
+
+def pending_levels(parents_of: Mapping[N, Sequence[N]]) -> dict[N, list[frozenset[N]]]:
+    """For every roll-up (a node with parents in `parents_of`, the partitioned graph), the
+    levels above its parents that its rule looks at for a pending re-run: its grandparents,
+    then their parents, and so on, as deep as its diamonds need.
+
+    When a change reaches a roll-up through one parent, every other partition the same change
+    will still rebuild lies on another path into the roll-up, below the node where the paths
+    split (the rules of the nodes in between wait for their own pending inputs). So the rule
+    looks as far up as the farthest such node: any ancestor that is not the parent nor above
+    it, but below one of its ancestors. Without a diamond, one level (a parent whose own inputs
+    changed), the small rule, since Dagster evaluates every level at every tick.
+    """
+
+    @cache
+    def lineage(node: N) -> frozenset[N]:
+        """The node and all its ancestors."""
+        return frozenset({node}).union(*(lineage(p) for p in parents_of.get(node, ())))
+
+    levels: dict[N, list[frozenset[N]]] = {}
+    for rollup, parents in parents_of.items():
+        if not parents:
+            continue
+        # The shortest distance of every ancestor: the level at which the rule sees it.
+        distance: dict[N, int] = {}
+        new, depth = set(parents), 0
+        while new:
+            depth += 1
+            distance.update(dict.fromkeys(new, depth))
+            new = {p for node in new for p in parents_of.get(node, ())} - distance.keys()
+        farthest_first = sorted(distance, key=distance.__getitem__, reverse=True)
+        needed = next(
+            (
+                distance[node]
+                for node in farthest_first
+                if distance[node] > 1
+                and any(
+                    node not in lineage(parent) and (lineage(node) - {node}) & lineage(parent)
+                    for parent in parents
+                )
+            ),
+            1,
+        )
+        chain = [frozenset(parents)]
+        for _ in range(needed):
+            chain.append(frozenset(p for node in chain[-1] for p in parents_of.get(node, ())))
+        levels[rollup] = chain[1:]
+    return levels
 
 
 def _updated_since_built(

@@ -1,11 +1,12 @@
 """The repair rule on a small Python-asset graph: real Dagster, no dbt, fast enough to fuzz.
 
 The graph has the demo's shapes (a daily fed to its weekly, monthly and daily roll-ups, a weekly
-fed to a monthly) plus a diamond the demo lacks: a monthly that reads a daily and the weekly
-built from that daily. Every asset carries flower-dagster's own `repair_condition` over its
-partitioned parents and the project's grains, and records, in its materialization, the storage
-id of the latest materialization of every input partition as it was when the asset read them,
-so a test can check provenance from the event log alone.
+fed to a monthly) plus two diamonds the demo lacks: a monthly that reads a daily and the weekly
+built from that daily, and a monthly that reads a staging day and the weekly built from the fact
+built from that day (a diamond of depth 3). Every asset carries flower-dagster's own
+`repair_condition` over its partitioned parents and the project's grains, and records, in its
+materialization, the storage id of the latest materialization of every input partition as it
+was when the asset read them, so a test can check provenance from the event log alone.
 
 Runs are real `materialize` runs on a real instance (stock SQLite storage in a temp folder);
 queued, canceled and failed runs are made through the instance's public run API.
@@ -34,7 +35,7 @@ from dagster import (
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 from dagster._core.loader import LoadingContextForTest
 
-from flower_dagster.automation import repair_condition
+from flower_dagster.automation import pending_levels, repair_condition
 from flower_dagster.partitions import GRAIN_TAG, Grain, partitions_for
 
 START = date(2024, 1, 1)
@@ -53,6 +54,12 @@ GRAPH: dict[str, tuple[Grain, tuple[str, ...]]] = {
     "monthly_peak_week": (Grain.MONTHLY, ("weekly_users",)),
     # The diamond: reads sessions and weekly_users, which is built from sessions.
     "monthly_mix": (Grain.MONTHLY, ("sessions", "weekly_users")),
+    # The deeper diamond: events -> daily_events -> weekly_events, and monthly_events reads
+    # events and weekly_events.
+    "events": (Grain.DAILY, ()),
+    "daily_events": (Grain.DAILY, ("events",)),
+    "weekly_events": (Grain.WEEKLY, ("daily_events",)),
+    "monthly_events": (Grain.MONTHLY, ("events", "weekly_events")),
 }
 ROOTS = [name for name, (_, parents) in GRAPH.items() if not parents]
 ROLLUPS = [name for name, (_, parents) in GRAPH.items() if parents]
@@ -84,12 +91,13 @@ def latest_storage_ids(
 
 def _make_asset(name: str, grain: Grain, parents: tuple[str, ...], faults: Faults):
     partitions_def = partitions_for(grain, START, TIMEZONE)
-    grandparents = sorted({g for p in parents for g in GRAPH[p][1]})
+
+    def keys(names: Iterable[str]) -> AssetSelection:
+        return AssetSelection.assets(*(AssetKey(n) for n in sorted(names)))
+
+    levels = pending_levels({n: p for n, (_, p) in GRAPH.items()}).get(name, [])
     condition = (
-        repair_condition(
-            AssetSelection.assets(*(AssetKey(p) for p in parents)),
-            AssetSelection.assets(*(AssetKey(g) for g in grandparents)),
-        )
+        repair_condition(keys(parents), keys(levels[0]), [keys(level) for level in levels[1:]])
         if parents
         else None
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from dagster import AssetCheckKey, AssetKey, DefaultSensorStatus
 
-from flower_dagster.automation import SENSOR_NAME
+from flower_dagster.automation import SENSOR_NAME, pending_levels
 from flower_dagster.defs import build_definitions
 from flower_dagster.inputs import INPUTS_CHECK_NAME
 
@@ -64,6 +64,43 @@ def test_the_rule_explains_itself_with_labels(defs):
         "not failed, or failed and an upstream partition was just updated",
         "no earlier request of it is still unanswered",
     } <= labels
+
+
+def _labels(condition) -> list[str]:
+    found = [condition.get_label()] if condition.get_label() else []
+    for child in condition.children:
+        found.extend(_labels(child))
+    return found
+
+
+def test_the_demo_rollups_look_one_level_up_for_a_pending_rerun(defs):
+    """The demo has no diamond deeper than a parent's parent: every roll-up keeps the small
+    rule, one check of a parent's own inputs, and no deeper level."""
+    graph = defs.resolve_asset_graph()
+    for name in ROLLUPS:
+        labels = _labels(graph.get(AssetKey(name)).automation_condition)
+        assert labels.count("an upstream partition has a re-run pending (its own inputs changed)")
+        assert "a partition it reads has a re-run pending" not in labels
+
+
+def test_a_deeper_diamond_makes_the_rule_look_as_far_up_as_it_needs():
+    parents = {
+        "stg": (),
+        "fct": ("stg",),
+        "weekly": ("fct",),
+        # Reads a staging day and the weekly built from the fact built from that day.
+        "report": ("stg", "weekly"),
+        # Reads the fact and the weekly built from it: one level is enough.
+        "mix": ("fct", "weekly"),
+        # A diamond above its only parent: the parent's own rule handles it.
+        "quarter": ("report",),
+    }
+    levels = pending_levels(parents)
+    assert levels["report"] == [{"fct"}, {"stg"}]
+    assert levels["mix"] == [{"stg", "fct"}]
+    assert levels["quarter"] == [{"stg", "weekly"}]
+    assert levels["fct"] == [set()]
+    assert "stg" not in levels
 
 
 def test_an_environment_without_automation_starts_the_sensor_stopped():

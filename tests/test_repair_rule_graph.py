@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.rule_graph import RuleGraph
+from tests.rule_graph import ROOTS, RuleGraph
 
 
 @pytest.fixture(scope="module")
@@ -18,8 +18,8 @@ def graph(tmp_path_factory) -> Iterator[RuleGraph]:
     """January and six days of February loaded and rolled up."""
     built = RuleGraph(tmp_path_factory.mktemp("rule_graph") / "home")
     assert built.tick() == {}
-    assert built.run("orders", "2024-01-01", "2024-02-06")
-    assert built.run("sessions", "2024-01-01", "2024-02-06")
+    for root in ROOTS:
+        assert built.run(root, "2024-01-01", "2024-02-06")
     counts = built.settle()
     assert set(counts.values()) == {1}
     yield built
@@ -92,4 +92,35 @@ def test_a_rollup_reading_a_model_and_its_descendant_is_built_once(graph):
     assert second == {"monthly_peak_week": {"2024-01-01"}, "monthly_mix": {"2024-01-01"}}
     graph.run_requested(second, downstream_first=True)
     assert graph.tick() == {}
+    assert graph.provenance_errors() == []
+
+
+def test_a_rollup_reading_a_model_and_a_deeper_descendant_is_built_once(graph):
+    """monthly_events reads events and weekly_events, built from daily_events built from events:
+    the monthly waits two levels up, while the daily has a re-run pending."""
+    assert graph.run("events", "2024-01-17")
+    first = graph.tick()
+    assert first == {"daily_events": {"2024-01-17"}}
+    graph.run_requested(first, downstream_first=True)
+    second = graph.tick()
+    assert second == {"weekly_events": {"2024-01-15"}}
+    graph.run_requested(second, downstream_first=True)
+    assert graph.tick() == {"monthly_events": {"2024-01-01"}}
+    graph.run_requested(graph.requested[-1])
+    assert graph.tick() == {}
+    assert graph.provenance_errors() == []
+
+
+def test_a_deeper_diamond_waits_for_a_canceled_request_two_levels_up(graph):
+    """The daily's run is queued, then canceled: the monthly waits for it all along."""
+    assert graph.run("events", "2024-01-18")
+    assert graph.tick() == {"daily_events": {"2024-01-18"}}
+    queued = graph.queue("daily_events", "2024-01-18")
+    assert graph.tick() == {}  # queued: in progress
+    graph.cancel(queued)
+    assert graph.tick() == {}
+    assert graph.tick() == {"daily_events": {"2024-01-18"}}
+    graph.run_requested(graph.requested[-1])
+    counts = graph.settle()
+    assert counts == {("weekly_events", "2024-01-15"): 1, ("monthly_events", "2024-01-01"): 1}
     assert graph.provenance_errors() == []

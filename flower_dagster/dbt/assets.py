@@ -36,7 +36,7 @@ from flower_dagster._compat import (
     DAGSTER_DBT_SELECT_METADATA_KEY,
     DAGSTER_DBT_UNIQUE_ID_METADATA_KEY,
 )
-from flower_dagster.automation import repair_condition
+from flower_dagster.automation import pending_levels, repair_condition
 from flower_dagster.dbt.guard import guarded_dbt_executable
 from flower_dagster.dbt.models import NodeGrain, grain_selector
 from flower_dagster.dbt.project import FlowerDbtProject
@@ -134,19 +134,18 @@ def rollup_conditions(
     grains: Mapping[str, NodeGrain], asset_keys: Mapping[str, AssetKey]
 ) -> dict[str, AutomationCondition]:
     """The repair rule of every roll-up, over its own partitioned parents (see
-    `repair_condition`: the parents whose updates count, as keys Dagster looks up directly)."""
+    `repair_condition`: the parents whose updates count, as keys Dagster looks up directly),
+    looking for pending re-runs as many levels up as its diamonds need (`pending_levels`)."""
 
     def keys(uids: Iterable[str]) -> AssetSelection:
         return AssetSelection.assets(*(asset_keys[uid] for uid in sorted(set(uids))))
 
+    levels = pending_levels({uid: node.partitioned_parents for uid, node in grains.items()})
     return {
         uid: repair_condition(
             keys(node.partitioned_parents),
-            keys(
-                grand
-                for parent in node.partitioned_parents
-                for grand in grains[parent].partitioned_parents
-            ),
+            keys(levels[uid][0]),
+            [keys(level) for level in levels[uid][1:]],
         )
         for uid, node in grains.items()
         if node.is_rollup
