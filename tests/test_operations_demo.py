@@ -66,7 +66,7 @@ from tests.conftest import Warehouse, private_warehouse
 pytestmark = pytest.mark.slow
 
 SEED_LIST = [
-    int(s) for s in os.environ.get("FLOWER_OPERATIONS_DEMO_SEED_LIST", "3").split(",") if s
+    int(s) for s in os.environ.get("FLOWER_OPERATIONS_DEMO_SEED_LIST", "5").split(",") if s
 ]
 EXTRA = int(os.environ.get("FLOWER_OPERATIONS_DEMO_SEEDS", "0"))
 STEPS = int(os.environ.get("FLOWER_OPERATIONS_DEMO_STEPS", "4"))
@@ -287,9 +287,9 @@ def reexecute(demo: Demo, rng: random.Random, log: list[str]) -> None:
     }
     tags["dagster/parent_run_id"] = parent.run_id
     tags["dagster/root_run_id"] = parent.root_run_id or parent.run_id
-    selection = AssetSelection.assets(*(parent.asset_selection or [AssetKey(name)]))
-    ok = demo.automation._run(selection, tags).success
-    assets = sorted(k.to_user_string() for k in parent.asset_selection or [])
+    keys = parent.asset_selection or {AssetKey(name)}
+    ok = demo.automation._run(AssetSelection.assets(*keys), tags).success
+    assets = sorted(k.to_user_string() for k in keys)
     log.append(
         f"re-execute run of {assets} {tags.get(ASSET_PARTITION_RANGE_START_TAG)}.."
         f"{tags.get(ASSET_PARTITION_RANGE_END_TAG)} -> {'ok' if ok else 'failed'}"
