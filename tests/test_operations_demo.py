@@ -312,8 +312,14 @@ def concurrent(demo: Demo, rng: random.Random, log: list[str]) -> None:
     processes = [launch(demo, *run) for run in runs]
     outputs = [process.communicate(timeout=900)[0] for process in processes]
     for run, process, output in zip(runs, processes, outputs, strict=True):
-        assert process.returncode == 0, f"launched run {run} failed:\n{output[-3000:]}"
         assert "Could not set lock" not in output, f"{run}: two writers on DuckDB"
+        # A roll-up that starts while the repair of one of its days is running is refused by
+        # its source check (the day is in progress); the rule requests it again afterwards.
+        refused = "inputs incomplete" in output and "(in progress)" in output
+        if process.returncode != 0 and refused and run[0][0] != "fct_orders":
+            log.append(f"  {run[0]} {run[1]}: refused, an input in progress (source check)")
+            continue
+        assert process.returncode == 0, f"launched run {run} failed:\n{output[-3000:]}"
 
 
 def _short(requested: dict[str, set[str]]) -> str:
