@@ -25,7 +25,7 @@ help:
 	@echo "make admin      the backfill admin for model authors, next to make dev (docs/backfills.md)"
 	@echo "make test       set up and run the whole test suite (with lint)"
 	@echo "make test-fast  the tests without the slow end-to-end suites"
-	@echo "make test-operations  random sequences of operations against the repair rule (FLOWER_OPERATIONS_SEEDS=20)"
+	@echo "make test-operations  random sequences of operations against the repair rule (FLOWER_OPERATIONS_SEEDS=20, FLOWER_OPERATIONS_DEMO_SEEDS=3)"
 	@echo "make bench      the benchmarks: docs/benchmarks.md and its figures (~15 minutes)"
 	@echo "make test-latest  the tests on the newest allowed Dagster/dbt releases (.venv-latest)"
 	@echo "make test-spark the demo on Spark (dbt-spark session, a local JVM), compared with DuckDB"
@@ -124,12 +124,19 @@ test: setup lint
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-# The randomized operations test with many seeds (`make test` runs two); a failure prints its seed.
+# The randomized operations tests with many seeds (`make test` runs a few); a failure prints its
+# seed and operations. The Python graph first (seconds a sequence), then the demo project with
+# real dbt and concurrent run processes (minutes a sequence).
 FLOWER_OPERATIONS_SEEDS ?= 20
 FLOWER_OPERATIONS_STEPS ?= 10
+FLOWER_OPERATIONS_DEMO_SEEDS ?= 3
+FLOWER_OPERATIONS_DEMO_STEPS ?= 8
 test-operations: setup
 	FLOWER_OPERATIONS_SEEDS=$(FLOWER_OPERATIONS_SEEDS) FLOWER_OPERATIONS_STEPS=$(FLOWER_OPERATIONS_STEPS) \
 	  $(BIN)/python -m pytest tests/test_operations_random.py -p no:xdist -s -q
+	FLOWER_OPERATIONS_DEMO_SEEDS=$(FLOWER_OPERATIONS_DEMO_SEEDS) \
+	  FLOWER_OPERATIONS_DEMO_STEPS=$(FLOWER_OPERATIONS_DEMO_STEPS) \
+	  $(BIN)/python -m pytest tests/test_operations_demo.py -p no:xdist -s -q -p no:logging
 
 # The Spark suite alone (`make test` runs it too): Java 17 and pyspark, no server.
 test-spark: setup
