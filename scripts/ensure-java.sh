@@ -14,5 +14,5 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "ensure-java: installing Java 17 (Debian package)" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless > /dev/null
+apt-get -o DPkg::Lock::Timeout=300 update -qq
+apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends openjdk-17-jre-headless > /dev/null

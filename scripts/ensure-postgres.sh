@@ -11,5 +11,5 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "ensure-postgres: installing PostgreSQL (Debian package)" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends postgresql > /dev/null
+apt-get -o DPkg::Lock::Timeout=300 update -qq
+apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends postgresql > /dev/null
