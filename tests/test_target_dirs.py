@@ -7,6 +7,7 @@ the alerts of the failed ones still name their tests (more in test_publish.py).
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, datetime, timedelta
@@ -151,11 +152,17 @@ def _alert_text(own: Warehouse, run_id: str) -> tuple[list, str]:
 
 @pytest.mark.slow
 def test_twenty_partition_runs_keep_the_target_folder_bounded_and_alerts_name_the_tests(
-    own: Warehouse, monkeypatch: pytest.MonkeyPatch
+    own: Warehouse, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     monkeypatch.setenv(KEEP_ENV, str(KEEP))
     target = own.project_dir / "target"
+    # Another step's folder, dbt still writing it (no run_results.json yet): never pruned.
+    running = target / "dbt_daily_models-running-0000000"
+    running.mkdir(parents=True)
+    (running / "dbt.log").write_text("another step's dbt is running\n")
+    request.addfinalizer(lambda: shutil.rmtree(running, ignore_errors=True))
     failed: dict[str, str] = {}  # run id: its partition
+    ours: set[str] = set()  # the short run ids in this test's folder names
     for offset in range(RUNS):
         day = FIRST_DAY + timedelta(days=offset)
         bad = day in BAD_DAYS
@@ -169,11 +176,19 @@ def test_twenty_partition_runs_keep_the_target_folder_bounded_and_alerts_name_th
         assert result.success is not bad, day
         if bad:
             failed[result.run_id] = day.isoformat()
-        # The run's own folder is kept, slimmed; never more than KEEP in all (no step is running).
+        # The run's own folder is kept, slimmed. Never more than KEEP finished folders: besides
+        # them, prune leaves only folders without run_results.json written in the last hour
+        # (a step that may still be running; in this session, also earlier tests' killed dbt).
         (folder,) = own.target_dirs(result.run_id)
         assert {f.name for f in folder.iterdir()} <= KEPT_FILES
-        assert len(invocation_folders(target)) <= KEEP, day
+        folders = invocation_folders(target)
+        finished = [f for f in folders if (f / "run_results.json").is_file()]
+        assert len(finished) <= KEEP, (day, folders)
+        ours.add(result.run_id[:7])
+        unfinished = [f for f in folders if f not in finished]
+        assert not [f for f in unfinished if f.name.rsplit("-", 2)[1] in ours], day
 
+    assert running.is_dir()
     kept = {f.name.rsplit("-", 2)[1] for f in invocation_folders(target)}
     pruned = [run_id for run_id in failed if run_id[:7] not in kept]
     assert len(pruned) == 3 and len(failed) - len(pruned) == 1  # the last bad day is kept
