@@ -205,16 +205,7 @@ def start_admin_stack(
         )
         stack.processes.append(
             spawn(
-                [
-                    str(bin_dir / "dagster"),
-                    "dev",
-                    "-w",
-                    str(REPO_ROOT / "workspace.yaml"),
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(dagster_port),
-                ],
+                dagster_dev_command(dagster_port),
                 REPO_ROOT,
                 env,
                 root / "dagster-dev.log",
@@ -291,6 +282,13 @@ def memory_kb(pid: int) -> tuple[int, int]:
         line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
     )
     return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+
+def dagster_dev_command(port: int) -> list[str]:
+    """`dagster dev` on the repository's workspace, on 127.0.0.1 only."""
+    dagster = Path(sys.executable).with_name("dagster")
+    workspace = REPO_ROOT / "workspace.yaml"
+    return [str(dagster), "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)]
 
 
 def spawn(args: list[str], cwd: Path, env: Mapping[str, str], log: Path) -> subprocess.Popen:

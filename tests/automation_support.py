@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 from dagster import (
     AssetKey,
@@ -147,3 +148,16 @@ def fresh_automation(warehouse, tmp_path_factory, name: str) -> Automation:
     assert automation.tick() == {}
     assert automation.materialize_unpartitioned()
     return automation
+
+
+def half_updated(asset_graph: Any, requested: Mapping[str, Iterable[str]]) -> list[str]:
+    """Requested partitions that read a partition requested in the same tick (a build on a
+    half-updated input, which is then built again)."""
+    found = []
+    for name, partitions in requested.items():
+        for partition in partitions:
+            parents = asset_graph.get_parents_partitions(AssetKey(name), partition)
+            for parent in parents.parent_partitions:
+                if parent.partition_key in requested.get(parent.asset_key.to_user_string(), ()):
+                    found.append(f"{name} {partition} with {parent.asset_key.to_user_string()}")
+    return found

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from dagster import AssetSelection, DagsterInstance, DagsterRunStatus, RunsFilter, materialize
 
 from flower_dagster.settings import REPO_ROOT
-from tests.admin_support import free_port, has_assets, spawn, stop
+from tests.admin_support import dagster_dev_command, free_port, has_assets, spawn, stop
 from tests.cdp import Browser
 from tests.conftest import Warehouse, make_instance, private_warehouse
 
@@ -47,18 +45,7 @@ def dagster_ui(
         DAGSTER_HOME=str(instance.root_directory),
         DBT_SEND_ANONYMOUS_USAGE_STATS="false",
     )
-    dagster = str(Path(sys.executable).with_name("dagster"))
-    args = [
-        dagster,
-        "dev",
-        "-w",
-        str(REPO_ROOT / "workspace.yaml"),
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(port),
-    ]
-    process = spawn(args, REPO_ROOT, env, root / "dagster-dev.log")
+    process = spawn(dagster_dev_command(port), REPO_ROOT, env, root / "dagster-dev.log")
     try:
         built = materialize(
             list(wh.defs.assets or []),

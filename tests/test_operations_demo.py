@@ -60,7 +60,7 @@ from flower_dagster.dagster_tags import (
 )
 from flower_dagster.demo.data import change_day, corrupt_day, repair_day
 from flower_dagster.warehouse_lock import warehouse_lock
-from tests.automation_support import Automation, fresh_automation
+from tests.automation_support import Automation, fresh_automation, half_updated
 from tests.conftest import Warehouse, private_warehouse
 
 pytestmark = pytest.mark.slow
@@ -350,25 +350,13 @@ def settle(demo: Demo, max_ticks: int = 10):
         quiet = 0 if requested else quiet + 1
         if quiet == 2:
             return dict(counts), half, ticks
-        half += half_updated(demo, requested)
+        half += half_updated(demo.graph, requested)
         for name, partitions in requested.items():
             for partition in partitions:
                 counts[(name, partition)] += 1
         outcomes = demo.automation.run_requested()
         assert all(outcomes), f"a requested run failed while settling: {_short(requested)}"
     raise AssertionError(f"still requesting after {max_ticks} ticks: {_short(ticks[-1])}")
-
-
-def half_updated(demo: Demo, requested: dict[str, set[str]]) -> list[str]:
-    """Requested partitions that read a partition requested in the same tick."""
-    found = []
-    for name, partitions in requested.items():
-        for partition in partitions:
-            parents = demo.graph.get_parents_partitions(AssetKey(name), partition)
-            for parent in parents.parent_partitions:
-                if parent.partition_key in requested.get(parent.asset_key.to_user_string(), ()):
-                    found.append(f"{name} {partition} with {parent.asset_key.to_user_string()}")
-    return found
 
 
 def latest_records(demo: Demo, name: str) -> dict[str, list]:

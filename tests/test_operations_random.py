@@ -30,6 +30,7 @@ from datetime import date, timedelta
 import pytest
 from dagster import AssetKey, DagsterRunStatus, RunsFilter
 
+from tests.automation_support import half_updated
 from tests.rule_graph import GRAPH, ROOTS, RuleGraph
 
 SEEDS = [int(s) for s in os.environ.get("FLOWER_OPERATIONS_SEED_LIST", "7,21").split(",")]
@@ -102,18 +103,6 @@ def _short(requested: dict[str, set[str]]) -> str:
     return ", ".join(f"{n} {sorted(ps)}" for n, ps in sorted(requested.items())) or "nothing"
 
 
-def _half_updated(graph: RuleGraph, requested: dict[str, set[str]]) -> list[str]:
-    """Requested partitions that read a partition requested in the same tick."""
-    found = []
-    for name, partitions in requested.items():
-        for partition in partitions:
-            parents = graph.faults.graph.get_parents_partitions(AssetKey(name), partition)
-            for parent in parents.parent_partitions:
-                if parent.partition_key in requested.get(parent.asset_key.to_user_string(), ()):
-                    found.append(f"{name} {partition} with {parent.asset_key.to_user_string()}")
-    return found
-
-
 def check_sequence(graph: RuleGraph, seed: int, steps: int) -> list[str]:
     rng = random.Random(seed)
     log: list[str] = []
@@ -134,7 +123,7 @@ def check_sequence(graph: RuleGraph, seed: int, steps: int) -> list[str]:
         log.append("settle -> " + " | ".join(_short(r) for r in settle_ticks))
         twice = sorted(k for k, n in counts.items() if n > 1)
         assert not twice, f"requested more than once while settling: {twice}"
-        half = [h for r in settle_ticks for h in _half_updated(graph, r)]
+        half = [h for r in settle_ticks for h in half_updated(graph.faults.graph, r)]
         assert not half, f"built on a half-updated input: {half}"
         errors = graph.provenance_errors()
         assert not errors, f"built before an input it reads changed: {errors}"
